@@ -1,0 +1,1 @@
+//! Flux v2 API types.
