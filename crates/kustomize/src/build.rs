@@ -879,7 +879,9 @@ impl<'a> Builder<'a> {
 
     fn transformer_from_config(&mut self, t: &Target, c: &Resource) -> Result<Tr> {
         check_builtin(c)?;
-        let cfg = &c.obj;
+        let mut normalized = c.obj.clone();
+        crate::kustomization::normalize_keys(&mut normalized, 0);
+        let cfg = &normalized;
         let kind = c.kind();
         let std = ["apiVersion", "kind", "metadata"];
         let fss = |v: &Value| -> Result<Vec<FieldSpec>> {
@@ -1229,6 +1231,11 @@ fn plugin_config<T: serde::de::DeserializeOwned>(cfg: &Value, drop: &[&str]) -> 
     for d in drop {
         m.remove(*d);
     }
+    let mut v = Value::Mapping(m);
+    crate::kustomization::normalize_keys(&mut v, 0);
+    let Value::Mapping(m) = v else {
+        return Err(Error::other("plugin config must be a mapping"));
+    };
     serde_yaml::from_value(Value::Mapping(m))
         .map_err(|e| Error::other(format!("plugin config: {e}")))
 }

@@ -11,7 +11,7 @@ use crate::yaml::get_str;
 static DEFAULT_CONFIG: &str = include_str!("../data/fieldspecs.yaml");
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct NameBackRef {
     pub group: String,
     pub version: String,
@@ -27,7 +27,7 @@ impl NameBackRef {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct TransformerConfig {
     pub name_prefix: Vec<FieldSpec>,
     pub name_suffix: Vec<FieldSpec>,

@@ -25,7 +25,7 @@ impl<'de> Deserialize<'de> for Str {
 pub type StrMap = BTreeMap<String, Str>;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ObjectMeta {
     pub name: String,
     pub namespace: String,
@@ -34,7 +34,7 @@ pub struct ObjectMeta {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Selector {
     pub group: String,
     pub version: String,
@@ -46,7 +46,7 @@ pub struct Selector {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Patch {
     pub path: String,
     pub patch: String,
@@ -55,7 +55,7 @@ pub struct Patch {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct FieldSpec {
     pub group: String,
     pub version: String,
@@ -65,7 +65,7 @@ pub struct FieldSpec {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Label {
     pub pairs: StrMap,
     pub include_selectors: bool,
@@ -74,7 +74,7 @@ pub struct Label {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Image {
     pub name: String,
     pub new_name: String,
@@ -84,14 +84,14 @@ pub struct Image {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Replica {
     pub name: String,
     pub count: i64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct GeneratorOptions {
     pub labels: StrMap,
     pub annotations: StrMap,
@@ -100,7 +100,7 @@ pub struct GeneratorOptions {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct GeneratorArgs {
     pub namespace: String,
     pub name: String,
@@ -116,7 +116,7 @@ pub struct GeneratorArgs {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct VarTarget {
     pub api_version: String,
     pub group: String,
@@ -127,13 +127,13 @@ pub struct VarTarget {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct FieldSelector {
     pub field_path: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Var {
     pub name: String,
     pub objref: VarTarget,
@@ -141,14 +141,14 @@ pub struct Var {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct LegacySortOptions {
     pub order_first: Vec<String>,
     pub order_last: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct SortOptions {
     pub order: String,
     pub legacy_sort_options: Option<LegacySortOptions>,
@@ -217,6 +217,7 @@ impl Kustomization {
                 .all(|k| matches!(k.as_str(), Some("apiVersion") | Some("kind"))),
             _ => true,
         };
+        normalize_keys(&mut v, 0);
         let mut k: Kustomization = serde_yaml::from_value(v).map_err(|e| e.to_string())?;
         if is_empty {
             return Err("kustomization.yaml is empty".into());
@@ -268,5 +269,64 @@ impl Kustomization {
             return Err("helm chart inflation is not supported by ferroflux-kustomize".into());
         }
         Ok(())
+    }
+}
+
+/// Field names of the kustomization schema. Go's JSON decoding matches
+/// them case-insensitively, so keys are folded onto these first.
+const CANONICAL: &[&str] = &[
+    "apiVersion", "kind", "metadata", "openapi", "namePrefix", "nameSuffix", "namespace",
+    "commonLabels", "labels", "commonAnnotations", "patchesStrategicMerge", "patchesJson6902",
+    "patches", "images", "imageTags", "replacements", "replicas", "vars", "sortOptions",
+    "resources", "components", "crds", "bases", "configMapGenerator", "secretGenerator",
+    "helmGlobals", "helmCharts", "helmChartInflationGenerator", "generatorOptions",
+    "configurations", "generators", "transformers", "validators", "buildMetadata", "name",
+    "annotations", "group", "version", "labelSelector", "annotationSelector", "path", "patch",
+    "target", "options", "create", "pairs", "includeSelectors", "includeTemplates", "fields",
+    "newName", "tagSuffix", "newTag", "digest", "count", "disableNameSuffixHash", "immutable",
+    "behavior", "literals", "files", "envs", "env", "type", "objref", "fieldref", "fieldPath",
+    "order", "legacySortOptions", "orderFirst", "orderLast", "fieldSpecs", "imageTag",
+    "replica", "jsonOp", "unsetOnly", "setRoleBindingSubjects", "prefix", "suffix", "paths",
+    "source", "targets", "sourceValue", "select", "reject", "fieldPaths", "delimiter", "index",
+    "nameReference", "varReference", "nameSpace", "templateLabels",
+];
+
+/// Keys whose values are free-form maps (user keys must not be folded).
+const OPAQUE: &[&str] = &[
+    "commonLabels", "commonAnnotations", "pairs", "labels", "annotations", "openapi",
+    "options", "replacements", "helmGlobals", "helmCharts", "helmChartInflationGenerator",
+];
+
+pub(crate) fn normalize_keys(v: &mut Value, depth: usize) {
+    if depth > 16 {
+        return;
+    }
+    match v {
+        Value::Mapping(m) => {
+            let old = std::mem::take(m);
+            for (k, mut val) in old {
+                let key = match k.as_str() {
+                    Some(s) => {
+                        let canon = CANONICAL
+                            .iter()
+                            .find(|c| c.eq_ignore_ascii_case(s))
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| s.to_string());
+                        if !OPAQUE.contains(&canon.as_str()) {
+                            normalize_keys(&mut val, depth + 1);
+                        }
+                        Value::String(canon)
+                    }
+                    None => k,
+                };
+                m.insert(key, val);
+            }
+        }
+        Value::Sequence(items) => {
+            for it in items {
+                normalize_keys(it, depth + 1);
+            }
+        }
+        _ => {}
     }
 }
