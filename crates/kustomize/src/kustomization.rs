@@ -200,7 +200,9 @@ pub const COMPONENT_VERSION: &str = "kustomize.config.k8s.io/v1alpha1";
 impl Kustomization {
     /// Parses and normalises (legacy fields folded in) a kustomization.
     pub fn parse(text: &str) -> Result<Kustomization, String> {
-        let v: Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        let v: Value = serde_yaml::from_str::<Lenient>(text)
+            .map_err(|e| e.to_string())?
+            .0;
         let v = if v.is_null() {
             Value::Mapping(Default::default())
         } else {
@@ -328,5 +330,72 @@ pub(crate) fn normalize_keys(v: &mut Value, depth: usize) {
             }
         }
         _ => {}
+    }
+}
+
+/// A YAML value whose mappings accept duplicate keys (the last one wins),
+/// as the Go YAML-to-JSON conversion kustomize uses for kustomizations does.
+struct Lenient(Value);
+
+impl<'de> Deserialize<'de> for Lenient {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LenientVisitor).map(Lenient)
+    }
+}
+
+struct LenientVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LenientVisitor {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(LenientVisitor)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Lenient(v)) = a.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Sequence(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+        let mut m = serde_yaml::Mapping::new();
+        while let Some((Lenient(k), Lenient(v))) = a.next_entry()? {
+            m.insert(k, v);
+        }
+        Ok(Value::Mapping(m))
+    }
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, a: A) -> Result<Value, A::Error> {
+        use serde::de::VariantAccess;
+        let (Lenient(tag), variant) = a.variant::<Lenient>()?;
+        let Lenient(v) = variant.newtype_variant::<Lenient>()?;
+        let tag = serde_yaml::value::Tag::new(crate::yaml::scalar_str(&tag).unwrap_or_default());
+        Ok(Value::Tagged(Box::new(serde_yaml::value::TaggedValue { tag, value: v })))
     }
 }
