@@ -221,6 +221,9 @@ fn walk(
                 m.insert(Value::String(name.clone()), v);
             }
             let child = m.get_mut(name.as_str()).expect("present");
+            if is_seq && child.is_null() {
+                *child = Value::Sequence(Vec::new());
+            }
             if child.is_null() && creating && (path.len() > 1 || create == Create::Map) {
                 *child = Value::Mapping(Mapping::new());
             }

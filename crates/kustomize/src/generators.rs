@@ -170,7 +170,6 @@ pub fn generate(
         md.insert(y::key("namespace"), y::key(&args.namespace));
     }
     m.insert(y::key("metadata"), Value::Mapping(md));
-    let b64 = base64::engine::general_purpose::STANDARD;
     if secret {
         let t = if args.type_.is_empty() {
             "Opaque"
@@ -183,7 +182,7 @@ pub fn generate(
             let mut sorted = pairs;
             sorted.sort_by(|a, b| a.0.cmp(&b.0));
             for (k, v) in sorted {
-                data.insert(y::key(&k), Value::String(b64.encode(&v)));
+                data.insert(y::key(&k), Value::String(encode_base64(&v)));
             }
             m.insert(y::key("data"), Value::Mapping(data));
         }
@@ -198,7 +197,7 @@ pub fn generate(
                     data.insert(y::key(&k), Value::String(s));
                 }
                 Err(e) => {
-                    bin.insert(y::key(&k), Value::String(b64.encode(e.as_bytes())));
+                    bin.insert(y::key(&k), Value::String(encode_base64(e.as_bytes())));
                 }
             }
         }
@@ -235,6 +234,22 @@ pub fn generate(
         args.behavior.clone()
     });
     Ok(r)
+}
+
+/// Base64 as kyaml writes ConfigMap/Secret data: lines of 70 characters,
+/// each ended by a newline, once the encoding is 70 characters or longer.
+fn encode_base64(data: &[u8]) -> String {
+    let enc = base64::engine::general_purpose::STANDARD.encode(data);
+    let lines = enc.len() / 70 + 1;
+    if lines <= 1 {
+        return enc;
+    }
+    let mut out = String::with_capacity(enc.len() + lines);
+    for chunk in enc.as_bytes().chunks(70) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out
 }
 
 // ------------------------------------------------------------------ hash

@@ -126,7 +126,7 @@ pub fn merge(
 ) -> R<Option<Value>> {
     let dest = dest.filter(|d| !d.is_null());
     let Some(patch) = patch else {
-        return Ok(dest.cloned());
+        return Ok(dest.map(|d| walk_dest_only(d, schema)));
     };
     if patch.is_null() {
         return Ok(None);
@@ -153,7 +153,15 @@ pub fn merge(
                 Some("replace") => return Ok(Some(strip_directives(patch))),
                 _ => {}
             }
-            let mut out = dm.clone();
+            let mut out = Mapping::new();
+            for (k, dv) in dm {
+                if pm.contains_key(k) {
+                    out.insert(k.clone(), dv.clone());
+                    continue;
+                }
+                let ks = scalar_str(k).unwrap_or_default();
+                out.insert(k.clone(), dest_only_field(dv, &ks, schema));
+            }
             for (k, pv) in pm {
                 let ks = scalar_str(k).unwrap_or_default();
                 if ks.starts_with('$') {
@@ -201,6 +209,77 @@ pub fn merge(
             }
             Ok(Some(patch.clone()))
         }
+    }
+}
+
+/// kyaml walks fields only the destination has too: associative lists
+/// there get their duplicate keys folded (the last element wins).
+fn walk_dest_only(v: &Value, schema: Option<&Cursor>) -> Value {
+    match v {
+        Value::Mapping(m) => {
+            let mut out = Mapping::new();
+            for (k, dv) in m {
+                let ks = scalar_str(k).unwrap_or_default();
+                out.insert(k.clone(), dest_only_field(dv, &ks, schema));
+            }
+            Value::Mapping(out)
+        }
+        other => other.clone(),
+    }
+}
+
+fn dest_only_field(dv: &Value, key: &str, schema: Option<&Cursor>) -> Value {
+    let Some(c) = schema else {
+        return dv.clone();
+    };
+    let Some(field) = c.field(key) else {
+        return dv.clone();
+    };
+    let child = field.target.as_ref().map(|t| c.at(t));
+    match dv {
+        Value::Sequence(items) => {
+            let associative = field.strategy.split(',').any(|s| s == "merge");
+            if !associative || field.keys.is_empty() {
+                return Value::Sequence(
+                    items.iter().map(|i| walk_dest_only(i, child.as_ref())).collect(),
+                );
+            }
+            let mut out: Vec<(Vec<String>, Value)> = Vec::new();
+            let mut loose = Vec::new();
+            for it in items {
+                let kv = if it.is_mapping() {
+                    key_values(it, &field.keys)
+                } else {
+                    vec![]
+                };
+                if kv.iter().all(|s| s.is_empty()) {
+                    loose.push(it.clone());
+                    continue;
+                }
+                let w = walk_dest_only(it, child.as_ref());
+                if let Some(pos) = out.iter().position(|(o, _)| values_match(o, &kv)) {
+                    out[pos].1 = w;
+                } else {
+                    out.push((kv, w));
+                }
+            }
+            let mut v: Vec<Value> = out.into_iter().map(|(_, v)| v).collect();
+            v.extend(loose);
+            Value::Sequence(v)
+        }
+        Value::Mapping(_) if field.is_map => {
+            if let Value::Mapping(m) = dv {
+                let mut o = Mapping::new();
+                for (k, v) in m {
+                    o.insert(k.clone(), walk_dest_only(v, child.as_ref()));
+                }
+                Value::Mapping(o)
+            } else {
+                dv.clone()
+            }
+        }
+        Value::Mapping(_) => walk_dest_only(dv, child.as_ref()),
+        other => other.clone(),
     }
 }
 
@@ -335,7 +414,7 @@ fn merge_list(
                     merge(Some(d), Some(p), elem)?
                 }
             }
-            (Some(d), None) => Some(d.clone()),
+            (Some(d), None) => Some(walk_dest_only(d, elem)),
             (None, Some(p)) => merge(None, Some(p), elem)?,
             (None, None) => None,
         };
