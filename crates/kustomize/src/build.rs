@@ -448,14 +448,14 @@ impl<'a> Builder<'a> {
             }
             // kustomize rewrites the annotations (as strings) when it drops
             // its build annotations
-            if let Some(Value::Mapping(m)) = y::get_path(&r.obj, &["metadata", "annotations"]) {
-                if !m.is_empty() {
-                    let sm: Mapping = m
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Value::String(scalar_str(v).unwrap_or_default())))
-                        .collect();
-                    y::set_path(&mut r.obj, &["metadata", "annotations"], Value::Mapping(sm));
-                }
+            if let Some(Value::Mapping(m)) = y::get_path(&r.obj, &["metadata", "annotations"])
+                && !m.is_empty()
+            {
+                let sm: Mapping = m
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(scalar_str(v).unwrap_or_default())))
+                    .collect();
+                y::set_path(&mut r.obj, &["metadata", "annotations"], Value::Mapping(sm));
             }
             for a in [
                 "config.kubernetes.io/path",

@@ -1,5 +1,5 @@
-//! `crds:` — name-reference configuration derived from CRD OpenAPI
-//! definitions (`x-kubernetes-object-ref-api-version` / `-kind`).
+//! `crds:` — transformer configuration derived from OpenAPI definitions of
+//! custom types (`x-kubernetes-object-ref-kind`, `-annotation`, ...).
 
 use serde_yaml::Value;
 
@@ -7,104 +7,86 @@ use crate::fieldspec::{NameBackRef, TransformerConfig};
 use crate::kustomization::FieldSpec;
 use crate::yaml::{self as y, scalar_str};
 
-/// Reads a CRD-style OpenAPI document (a map of definitions) and returns
-/// the name references it declares.
+/// Reads a name → `{Schema: ...}` map of definitions.
 pub fn config_from_crds(text: &str) -> Result<TransformerConfig, String> {
-    let docs = y::parse_docs(text)?;
+    let doc: Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let Value::Mapping(defs) = &doc else {
+        return Err("expected a map of type definitions".into());
+    };
     let mut cfg = TransformerConfig::default();
-    for doc in docs {
-        let Value::Mapping(defs) = &doc else { continue };
-        for (_, def) in defs {
-            let kind = y::get_str(def, &["x-kubernetes-group-version-kind", "kind"]);
-            let gvk = y::get(def, "x-kubernetes-group-version-kind");
-            let (group, version, kind) = match gvk {
-                Some(Value::Sequence(s)) if !s.is_empty() => (
-                    y::get_str(&s[0], &["group"]),
-                    y::get_str(&s[0], &["version"]),
-                    y::get_str(&s[0], &["kind"]),
-                ),
-                Some(Value::Mapping(_)) => (
-                    y::get_str(def, &["x-kubernetes-group-version-kind", "group"]),
-                    y::get_str(def, &["x-kubernetes-group-version-kind", "version"]),
-                    kind,
-                ),
-                _ => continue,
-            };
-            let mut path = Vec::new();
-            walk(
-                def,
-                &defs_of(&doc),
-                &mut path,
-                &group,
-                &version,
-                &kind,
-                &mut cfg,
-                0,
-            );
+    for (name, def) in defs {
+        let name = scalar_str(name).unwrap_or_default();
+        let props = y::get_path(def, &["Schema", "properties"]);
+        let looks_k8s = matches!(props, Some(Value::Mapping(m))
+            if m.contains_key("kind") && m.contains_key("apiVersion") && m.contains_key("metadata"));
+        if !looks_k8s {
+            continue;
         }
+        let kind = name.rsplit('.').next().unwrap_or(&name).to_string();
+        let mut path = Vec::new();
+        load(&doc, &name, &kind, &mut path, &mut cfg, 0)?;
     }
     Ok(cfg)
 }
 
-fn defs_of(doc: &Value) -> Value {
-    doc.clone()
+fn fs(kind: &str, path: &[String]) -> FieldSpec {
+    FieldSpec {
+        kind: kind.into(),
+        path: path.join("/"),
+        ..Default::default()
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn walk(
-    def: &Value,
-    defs: &Value,
-    path: &mut Vec<String>,
-    group: &str,
-    version: &str,
+fn load(
+    doc: &Value,
+    type_name: &str,
     kind: &str,
+    path: &mut Vec<String>,
     cfg: &mut TransformerConfig,
     depth: usize,
-) {
+) -> Result<(), String> {
     if depth > 32 {
-        return;
+        return Ok(());
     }
-    let Some(Value::Mapping(props)) = y::get(def, "properties") else {
-        return;
+    let Some(def) = y::get(doc, type_name) else {
+        return Ok(());
     };
-    for (k, p) in props {
-        let name = scalar_str(k).unwrap_or_default();
-        path.push(name.clone());
-        let ref_kind = y::get(p, "x-kubernetes-object-ref-kind").and_then(scalar_str);
-        if let Some(rk) = ref_kind {
-            let rav = y::get(p, "x-kubernetes-object-ref-api-version")
-                .and_then(scalar_str)
-                .unwrap_or_default();
-            let (rg, rv) = crate::resid::parse_group_version(&rav);
-            let fs = FieldSpec {
-                group: group.into(),
-                version: version.into(),
-                kind: kind.into(),
-                path: path.join("/"),
-                create: false,
-            };
-            let br = NameBackRef {
-                group: rg.into(),
-                version: rv.into(),
-                kind: rk,
-                field_specs: vec![fs],
-            };
-            let one = TransformerConfig {
-                name_reference: vec![br],
-                ..Default::default()
-            };
-            let _ = cfg.merge(&one);
+    let Some(Value::Mapping(props)) = y::get_path(def, &["Schema", "properties"]) else {
+        return Ok(());
+    };
+    for (pname, p) in props {
+        let pname = scalar_str(pname).unwrap_or_default();
+        path.push(pname);
+        let ext = |k: &str| y::get(p, k).and_then(scalar_str);
+        let mut add = TransformerConfig::default();
+        if ext("x-kubernetes-annotation").is_some() {
+            add.common_annotations.push(fs(kind, path));
         }
-        let target = y::get(p, "$ref")
-            .and_then(scalar_str)
-            .and_then(|r| r.rsplit('/').next().map(String::from));
-        if let Some(t) = target {
-            if let Some(d) = y::get(defs, &t) {
-                walk(d, defs, path, group, version, kind, cfg, depth + 1);
-            }
-        } else {
-            walk(p, defs, path, group, version, kind, cfg, depth + 1);
+        if ext("x-kubernetes-label-selector").is_some() {
+            add.common_labels.push(fs(kind, path));
+        }
+        if ext("x-kubernetes-identity").is_some() {
+            add.name_prefix.push(fs(kind, path));
+        }
+        if let (Some(v), Some(k)) = (
+            ext("x-kubernetes-object-ref-api-version"),
+            ext("x-kubernetes-object-ref-kind"),
+        ) {
+            let key = ext("x-kubernetes-object-ref-name-key").unwrap_or_else(|| "name".into());
+            let mut full = path.clone();
+            full.push(key);
+            add.name_reference.push(NameBackRef {
+                group: String::new(),
+                version: v,
+                kind: k,
+                field_specs: vec![fs(kind, &full)],
+            });
+        }
+        cfg.merge(&add)?;
+        if let Some(r) = ext("$ref") {
+            load(doc, &r, kind, path, cfg, depth + 1)?;
         }
         path.pop();
     }
+    Ok(())
 }

@@ -30,14 +30,15 @@ pub fn split(path: &str) -> Vec<String> {
     let mut res = Vec::new();
     for part in out.into_iter().filter(|s| !s.is_empty()) {
         // `containers[0]` is `containers`, `0`
-        if let Some(open) = part.find('[') {
-            if open > 0 && part.ends_with(']') {
-                let idx = &part[open + 1..part.len() - 1];
-                if !idx.is_empty() && idx.chars().all(|c| c.is_ascii_digit()) {
-                    res.push(part[..open].to_string());
-                    res.push(idx.to_string());
-                    continue;
-                }
+        if let Some(open) = part.find('[')
+            && open > 0
+            && part.ends_with(']')
+        {
+            let idx = &part[open + 1..part.len() - 1];
+            if !idx.is_empty() && idx.chars().all(|c| c.is_ascii_digit()) {
+                res.push(part[..open].to_string());
+                res.push(idx.to_string());
+                continue;
             }
         }
         res.push(part);

@@ -241,7 +241,10 @@ fn dest_only_field(dv: &Value, key: &str, schema: Option<&Cursor>) -> Value {
             let associative = field.strategy.split(',').any(|s| s == "merge");
             if !associative || field.keys.is_empty() {
                 return Value::Sequence(
-                    items.iter().map(|i| walk_dest_only(i, child.as_ref())).collect(),
+                    items
+                        .iter()
+                        .map(|i| walk_dest_only(i, child.as_ref()))
+                        .collect(),
                 );
             }
             let mut out: Vec<(Vec<String>, Value)> = Vec::new();
