@@ -120,53 +120,72 @@ impl Table {
                     t.gvk.insert(format!("{av}|{kind}"), name.clone());
                 }
             }
-            let mut fm = HashMap::new();
-            if let Some(props) = d.get("properties").and_then(|p| p.as_object()) {
-                for (fname, prop) in props {
-                    let ty = prop.get("type").and_then(|x| x.as_str()).unwrap_or("");
-                    let mut f = Field {
-                        is_list: ty == "array",
-                        ..Default::default()
-                    };
-                    if f.is_list {
-                        f.target = prop.get("items").and_then(ref_name);
-                    } else if ty == "object" && prop.get("additionalProperties").is_some() {
-                        f.target = prop.get("additionalProperties").and_then(ref_name);
-                        f.is_map = f.target.is_some();
-                    } else {
-                        f.target = ref_name(prop).or_else(|| {
-                            prop.get("allOf").and_then(|a| a.get(0)).and_then(ref_name)
-                        });
-                    }
-                    f.strategy = prop
-                        .get("x-kubernetes-patch-strategy")
-                        .and_then(|x| x.as_str())
-                        .unwrap_or("")
-                        .to_string();
-                    if !f.strategy.is_empty() {
-                        if let Some(ks) = prop
-                            .get("x-kubernetes-list-map-keys")
-                            .and_then(|x| x.as_array())
-                        {
-                            f.keys = ks
-                                .iter()
-                                .filter_map(|k| k.as_str().map(String::from))
-                                .collect();
-                        } else if let Some(k) = prop
-                            .get("x-kubernetes-patch-merge-key")
-                            .and_then(|x| x.as_str())
-                        {
-                            f.keys = vec![k.to_string()];
-                        }
-                    }
-                    if f.target.is_some() || !f.strategy.is_empty() {
-                        fm.insert(fname.clone(), f);
-                    }
-                }
-            }
-            t.defs.insert(name.clone(), fm);
+            t.add_def(name, d, 0);
         }
         t
+    }
+
+    /// Adds a definition; inline object properties become definitions
+    /// named `<parent>/<field>`.
+    fn add_def(&mut self, name: &str, d: &J, depth: usize) {
+        let mut fm = HashMap::new();
+        if let Some(props) = d.get("properties").and_then(|p| p.as_object()) {
+            for (fname, prop) in props {
+                let ty = prop.get("type").and_then(|x| x.as_str()).unwrap_or("");
+                let mut f = Field {
+                    is_list: ty == "array",
+                    ..Default::default()
+                };
+                if f.is_list {
+                    let items = prop.get("items");
+                    f.target = items.and_then(ref_name);
+                    if f.target.is_none()
+                        && depth < 32
+                        && let Some(it) = items.filter(|i| i.get("properties").is_some())
+                    {
+                        let sub = format!("{name}/{fname}[]");
+                        self.add_def(&sub, it, depth + 1);
+                        f.target = Some(sub);
+                    }
+                } else if ty == "object" && prop.get("additionalProperties").is_some() {
+                    f.target = prop.get("additionalProperties").and_then(ref_name);
+                    f.is_map = f.target.is_some();
+                } else {
+                    f.target = ref_name(prop)
+                        .or_else(|| prop.get("allOf").and_then(|a| a.get(0)).and_then(ref_name));
+                    if f.target.is_none() && prop.get("properties").is_some() && depth < 32 {
+                        let sub = format!("{name}/{fname}");
+                        self.add_def(&sub, prop, depth + 1);
+                        f.target = Some(sub);
+                    }
+                }
+                f.strategy = prop
+                    .get("x-kubernetes-patch-strategy")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("")
+                    .to_string();
+                if !f.strategy.is_empty() {
+                    if let Some(ks) = prop
+                        .get("x-kubernetes-list-map-keys")
+                        .and_then(|x| x.as_array())
+                    {
+                        f.keys = ks
+                            .iter()
+                            .filter_map(|k| k.as_str().map(String::from))
+                            .collect();
+                    } else if let Some(k) = prop
+                        .get("x-kubernetes-patch-merge-key")
+                        .and_then(|x| x.as_str())
+                    {
+                        f.keys = vec![k.to_string()];
+                    }
+                }
+                if f.target.is_some() || !f.strategy.is_empty() {
+                    fm.insert(fname.clone(), f);
+                }
+            }
+        }
+        self.defs.insert(name.to_string(), fm);
     }
 
     pub fn def_for(&self, api_version: &str, kind: &str) -> Option<&str> {
@@ -290,8 +309,12 @@ impl Cursor {
         self.table().field(&self.def, name).cloned()
     }
     pub fn at(&self, def: &str) -> Cursor {
+        let table = match &self.table {
+            Some(t) if t.defs.contains_key(def) => Some(t.clone()),
+            _ => None,
+        };
         Cursor {
-            table: self.table.clone(),
+            table,
             def: def.to_string(),
         }
     }

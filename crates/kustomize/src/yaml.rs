@@ -306,7 +306,8 @@ fn is_plain_safe(s: &str) -> bool {
         return false;
     }
     let first = s.chars().next().unwrap_or(' ');
-    if !(first.is_ascii_alphabetic() || first == '/' || first == '_' || first == '$') {
+    let dot_path = s.starts_with("./") || s.starts_with("../");
+    if !(first.is_ascii_alphabetic() || first == '/' || first == '_' || first == '$' || dot_path) {
         return false;
     }
     if !s
@@ -323,7 +324,7 @@ fn is_plain_safe(s: &str) -> bool {
     !matches!(
         lower.as_str(),
         "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null" | "nan" | "inf"
-    ) && !lower.starts_with(".")
+    ) && (dot_path || !lower.starts_with('.'))
 }
 
 fn quote_if_needed(s: &str) -> String {
