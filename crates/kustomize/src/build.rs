@@ -996,12 +996,10 @@ impl<'a> Builder<'a> {
                 Tr::Replacements(reps)
             }
             "SortOrderTransformer" => {
-                let so: SortOptions = match y::get(cfg, "sortOptions") {
-                    Some(v) => serde_yaml::from_value(v.clone())
-                        .map_err(|e| Error::other(format!("SortOrderTransformer: {e}")))?,
-                    None => SortOptions::default(),
-                };
-                Tr::Sort(so)
+                // kustomize cannot load it as a transformer either
+                return Err(Error::Unsupported(
+                    "unable to load builtin SortOrderTransformer (use sortOptions in the kustomization)".into(),
+                ));
             }
             "HashTransformer" => Tr::Hash,
             "ValueAddTransformer" => Tr::ValueAdd(cfg.clone()),
@@ -1035,7 +1033,6 @@ impl<'a> Builder<'a> {
             Tr::Image(img, fss) => transforms::images(res, img, fss).map_err(e("images")),
             Tr::Replicas(r, fss) => transforms::replicas(res, r, fss).map_err(e("replicas")),
             Tr::Replacements(reps) => replacements::apply(res, reps).map_err(e("replacements")),
-            Tr::Sort(so) => apply_sort_options(res, so),
             Tr::Hash => {
                 for r in res.iter_mut() {
                     if r.needs_hash {
@@ -1288,7 +1285,6 @@ enum Tr {
     Psm(Vec<String>, String),
     Patch(Patch),
     Json6902(Option<Selector>, String, String),
-    Sort(SortOptions),
     Hash,
     ValueAdd(Value),
 }

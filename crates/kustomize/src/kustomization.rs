@@ -65,7 +65,7 @@ pub struct FieldSpec {
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct Label {
     pub pairs: StrMap,
     pub include_selectors: bool,
@@ -223,6 +223,14 @@ impl Kustomization {
         let mut k: Kustomization = serde_yaml::from_value(v).map_err(|e| e.to_string())?;
         if is_empty {
             return Err("kustomization.yaml is empty".into());
+        }
+        if let Some(v) = k.openapi.get("version")
+            && v != "v1.21.2"
+            && !v.is_empty()
+        {
+            return Err(format!(
+                "the specified OpenAPI version is not built in: {v}"
+            ));
         }
         k.fix()?;
         Ok(k)

@@ -69,7 +69,7 @@ fn directive(v: &Value) -> R<Option<String>> {
             }
         },
         Value::Sequence(items) => {
-            for it in items {
+            for it in items.iter().filter(|i| is_directive_only(i)) {
                 if let Some(d) = directive(it)?
                     && (d == "replace" || d == "delete")
                 {
@@ -668,5 +668,30 @@ fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(z)) => x.as_f64() == z.as_f64(),
         _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(text: &str) -> Resource {
+        Resource::new(serde_yaml::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn delete_directive_on_missing_element_keeps_others() {
+        let mut d = res(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec:\n  template:\n    spec:\n      containers:\n      - name: w\n        image: x\n        env:\n        - {name: KEEP, value: v}\n        - {name: DROP, value: v}\n",
+        );
+        let p = res(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec:\n  template:\n    spec:\n      containers:\n      - name: w\n        env:\n        - {name: DROP, $patch: delete}\n        - {name: MISSING, $patch: delete}\n",
+        );
+        apply_sm_patch(&mut d, &p, &Schemas::default()).unwrap();
+        let env = y::get_path(&d.obj, &["spec", "template", "spec", "containers"]).unwrap();
+        assert_eq!(
+            y::inline(env),
+            "[{name: w, image: x, env: [{name: KEEP, value: v}]}]"
+        );
     }
 }
