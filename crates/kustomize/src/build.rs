@@ -723,6 +723,33 @@ impl<'a> Builder<'a> {
                     kind == "SecretGenerator",
                 )?])
             }
+            "IAMPolicyGenerator" => {
+                let mut cfg = cfg.clone();
+                crate::kustomization::normalize_keys(&mut cfg, 0);
+                let cloud = y::get_str(&cfg, &["cloud"]);
+                if cloud != "gke" {
+                    return Err(Error::other(format!(
+                        "cloud provider {cloud} not supported yet"
+                    )));
+                }
+                let sa_name = y::get_str(&cfg, &["serviceAccount", "name"]);
+                let project = y::get_str(&cfg, &["serviceAccount", "projectId"]);
+                let k8s_name = y::get_str(&cfg, &["kubernetesService", "name"]);
+                let k8s_ns = y::get_str(&cfg, &["kubernetesService", "namespace"]);
+                let mut obj = Value::Mapping(Mapping::new());
+                y::set_path(&mut obj, &["apiVersion"], y::key("v1"));
+                y::set_path(&mut obj, &["kind"], y::key("ServiceAccount"));
+                y::set_path(
+                    &mut obj,
+                    &["metadata", "annotations", "iam.gke.io/gcp-service-account"],
+                    Value::String(format!("{sa_name}@{project}.iam.gserviceaccount.com")),
+                );
+                y::set_path(&mut obj, &["metadata", "name"], y::key(&k8s_name));
+                if !k8s_ns.is_empty() {
+                    y::set_path(&mut obj, &["metadata", "namespace"], y::key(&k8s_ns));
+                }
+                Ok(vec![Resource::new(obj)])
+            }
             other => Err(Error::Unsupported(format!(
                 "generator plugin kind '{other}' is not supported"
             ))),
@@ -1002,7 +1029,28 @@ impl<'a> Builder<'a> {
                 ));
             }
             "HashTransformer" => Tr::Hash,
-            "ValueAddTransformer" => Tr::ValueAdd(cfg.clone()),
+            "ValueAddTransformer" => {
+                let mut value = field("value").trim().to_string();
+                if value.is_empty() {
+                    value = t
+                        .root
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                }
+                let mut targets =
+                    crate::valueadd::targets_from(y::get(cfg, "targets")).map_err(Error::other)?;
+                let tfp = field("targetFilePath");
+                if !tfp.is_empty() {
+                    let (_, text) = self.read_text(&t.root, &tfp)?;
+                    let v: Value = serde_yaml::from_str(&text).map_err(Error::other)?;
+                    targets.extend(
+                        crate::valueadd::targets_from(y::get(&v, "targets"))
+                            .map_err(Error::other)?,
+                    );
+                }
+                Tr::ValueAdd(value, targets)
+            }
             other => {
                 return Err(Error::Unsupported(format!(
                     "transformer plugin kind '{other}' is not supported"
@@ -1045,7 +1093,9 @@ impl<'a> Builder<'a> {
                 }
                 Ok(())
             }
-            Tr::ValueAdd(cfg) => crate::valueadd::apply(res, cfg).map_err(e("ValueAddTransformer")),
+            Tr::ValueAdd(value, targets) => {
+                crate::valueadd::apply(res, value, targets).map_err(e("ValueAddTransformer"))
+            }
             Tr::Psm(paths, inline) => {
                 let mut patches = Vec::new();
                 for p in paths {
@@ -1286,5 +1336,5 @@ enum Tr {
     Patch(Patch),
     Json6902(Option<Selector>, String, String),
     Hash,
-    ValueAdd(Value),
+    ValueAdd(String, Vec<crate::valueadd::Target>),
 }
