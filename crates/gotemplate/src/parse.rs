@@ -1,0 +1,1293 @@
+//! Lexer and parser for Go's text/template language.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// A parse error, formatted as Go formats it: `template: NAME:LINE: MSG`.
+#[derive(Debug, Clone)]
+pub struct ParseError(pub String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One parsed template: its name, the file it was parsed from, and its body.
+#[derive(Debug)]
+pub struct Tree {
+    pub name: String,
+    pub parse_name: String,
+    pub text: Arc<str>,
+    pub root: Vec<Node>,
+}
+
+impl Tree {
+    /// Line (1-based) and column (0-based byte) of a position, as Go's ErrorContext computes it.
+    pub fn line_col(&self, pos: usize) -> (usize, usize) {
+        let pos = pos.min(self.text.len());
+        let before = &self.text[..pos];
+        let line = 1 + before.matches('\n').count();
+        let col = match before.rfind('\n') {
+            Some(i) => pos - i - 1,
+            None => pos,
+        };
+        (line, col)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Node {
+    Text(Arc<str>),
+    Action(Pipe),
+    If(Branch),
+    Range(Branch),
+    With(Branch),
+    Template {
+        pos: usize,
+        name: String,
+        pipe: Option<Pipe>,
+    },
+    Break(usize),
+    Continue(usize),
+}
+
+#[derive(Debug, Clone)]
+pub struct Branch {
+    pub pos: usize,
+    pub pipe: Pipe,
+    pub list: Vec<Node>,
+    pub else_list: Option<Vec<Node>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pipe {
+    pub pos: usize,
+    pub is_assign: bool,
+    pub decl: Vec<String>,
+    pub cmds: Vec<Command>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub pos: usize,
+    pub args: Vec<Arg>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Num {
+    Int(i64),
+    Float(f64),
+}
+
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Field {
+        pos: usize,
+        idents: Vec<String>,
+    },
+    Variable {
+        pos: usize,
+        name: String,
+        idents: Vec<String>,
+    },
+    Identifier {
+        pos: usize,
+        name: String,
+    },
+    Dot(usize),
+    Nil(usize),
+    Bool(usize, bool),
+    Number {
+        pos: usize,
+        text: String,
+        num: Num,
+    },
+    Str {
+        pos: usize,
+        quoted: String,
+        value: String,
+    },
+    Pipe(Box<Pipe>),
+    Chain {
+        pos: usize,
+        node: Box<Arg>,
+        fields: Vec<String>,
+    },
+}
+
+impl Arg {
+    pub fn pos(&self) -> usize {
+        match self {
+            Arg::Field { pos, .. }
+            | Arg::Variable { pos, .. }
+            | Arg::Identifier { pos, .. }
+            | Arg::Dot(pos)
+            | Arg::Nil(pos)
+            | Arg::Bool(pos, _)
+            | Arg::Number { pos, .. }
+            | Arg::Str { pos, .. }
+            | Arg::Chain { pos, .. } => *pos,
+            Arg::Pipe(p) => p.pos,
+        }
+    }
+}
+
+impl fmt::Display for Arg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arg::Field { idents, .. } => {
+                for i in idents {
+                    write!(f, ".{i}")?;
+                }
+                Ok(())
+            }
+            Arg::Variable { name, idents, .. } => {
+                f.write_str(name)?;
+                for i in idents {
+                    write!(f, ".{i}")?;
+                }
+                Ok(())
+            }
+            Arg::Identifier { name, .. } => f.write_str(name),
+            Arg::Dot(_) => f.write_str("."),
+            Arg::Nil(_) => f.write_str("nil"),
+            Arg::Bool(_, b) => write!(f, "{b}"),
+            Arg::Number { text, .. } => f.write_str(text),
+            Arg::Str { quoted, .. } => f.write_str(quoted),
+            Arg::Pipe(p) => write!(f, "({p})"),
+            Arg::Chain { node, fields, .. } => {
+                if let Arg::Pipe(_) = **node {
+                    write!(f, "{node}")?;
+                } else {
+                    write!(f, "{node}")?;
+                }
+                for i in fields {
+                    write!(f, ".{i}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, a) in self.args.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{a}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Pipe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.decl.is_empty() {
+            f.write_str(&self.decl.join(", "))?;
+            f.write_str(if self.is_assign { " = " } else { " := " })?;
+        }
+        for (i, c) in self.cmds.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" | ")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- lexer
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Text(String),
+    LeftDelim,
+    RightDelim,
+    Space,
+    Field(String),
+    Variable(String),
+    Ident(String),
+    Str(String, String),
+    Char(String, i64),
+    Number(String),
+    Bool(bool),
+    Nil,
+    Dot,
+    Pipe,
+    LParen,
+    RParen,
+    Comma,
+    Declare,
+    Assign,
+    Keyword(&'static str),
+    Eof,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    tok: Tok,
+    pos: usize,
+}
+
+const KEYWORDS: &[&str] = &[
+    "block", "break", "continue", "define", "else", "end", "if", "range", "template", "with",
+];
+
+struct Lexer<'a> {
+    src: &'a str,
+    b: &'a [u8],
+    pos: usize,
+    toks: Vec<Token>,
+    paren: i32,
+}
+
+fn is_space(c: u8) -> bool {
+    c == b' ' || c == b'\t' || c == b'\r' || c == b'\n'
+}
+
+fn is_alnum(c: char) -> bool {
+    c == '_' || c.is_alphanumeric()
+}
+
+impl<'a> Lexer<'a> {
+    fn lex(src: &'a str) -> Result<Vec<Token>, (usize, String)> {
+        let mut l = Lexer {
+            src,
+            b: src.as_bytes(),
+            pos: 0,
+            toks: Vec::new(),
+            paren: 0,
+        };
+        let mut trim_next = false;
+        loop {
+            let start = l.pos;
+            let next = src[start..].find("{{").map(|i| start + i);
+            let end = next.unwrap_or(src.len());
+            let mut text = &src[start..end];
+            if trim_next {
+                text = text.trim_start_matches([' ', '\t', '\r', '\n']);
+                trim_next = false;
+            }
+            let Some(open) = next else {
+                if !text.is_empty() {
+                    l.toks.push(Token {
+                        tok: Tok::Text(text.to_string()),
+                        pos: start,
+                    });
+                }
+                l.toks.push(Token {
+                    tok: Tok::Eof,
+                    pos: src.len(),
+                });
+                return Ok(l.toks);
+            };
+            // left trim marker "{{- "
+            let mut p = open + 2;
+            let trim_left =
+                l.b.get(p) == Some(&b'-') && l.b.get(p + 1).is_some_and(|c| is_space(*c));
+            if trim_left {
+                text = text.trim_end_matches([' ', '\t', '\r', '\n']);
+                p += 2;
+            }
+            if !text.is_empty() {
+                l.toks.push(Token {
+                    tok: Tok::Text(text.to_string()),
+                    pos: start,
+                });
+            }
+            // comment
+            let mut q = p;
+            while trim_left && q < l.b.len() && is_space(l.b[q]) {
+                q += 1;
+            }
+            if src[q..].starts_with("/*") {
+                let Some(close) = src[q + 2..].find("*/") else {
+                    return Err((open, "unclosed comment".into()));
+                };
+                let mut r = q + 2 + close + 2;
+                // optional right trim
+                let mut rt = false;
+                let mut s = r;
+                while s < l.b.len() && is_space(l.b[s]) {
+                    s += 1;
+                }
+                if s > r && src[s..].starts_with("-}}") {
+                    rt = true;
+                    r = s + 1;
+                }
+                if !src[r..].starts_with("}}") {
+                    return Err((open, "comment ends before closing delimiter".into()));
+                }
+                l.pos = r + 2;
+                trim_next = rt;
+                continue;
+            }
+            l.toks.push(Token {
+                tok: Tok::LeftDelim,
+                pos: open,
+            });
+            l.pos = p;
+            l.paren = 0;
+            trim_next = l.lex_inside()?;
+        }
+    }
+
+    fn push(&mut self, tok: Tok, pos: usize) {
+        self.toks.push(Token { tok, pos });
+    }
+
+    /// Lexes inside an action up to and including the right delimiter. Returns whether it
+    /// had a right trim marker.
+    fn lex_inside(&mut self) -> Result<bool, (usize, String)> {
+        loop {
+            let start = self.pos;
+            // right delimiter, possibly with trim marker
+            if self.src[start..].starts_with(" -}}")
+                || self.src[start..].starts_with("\t-}}")
+                || self.src[start..].starts_with("\n-}}")
+                || self.src[start..].starts_with("\r-}}")
+            {
+                self.push(Tok::Space, start);
+                self.push(Tok::RightDelim, start + 2);
+                self.pos = start + 4;
+                return Ok(true);
+            }
+            if self.src[start..].starts_with("}}") {
+                if self.paren > 0 {
+                    return Err((start, "unclosed left paren".into()));
+                }
+                self.push(Tok::RightDelim, start);
+                self.pos = start + 2;
+                return Ok(false);
+            }
+            let Some(c) = self.src[start..].chars().next() else {
+                return Err((start, "unclosed action".into()));
+            };
+            match c {
+                ' ' | '\t' | '\r' | '\n' => {
+                    let mut e = start;
+                    while e < self.b.len() && is_space(self.b[e]) {
+                        // stop before " -}}"
+                        if self.src[e..].len() >= 4
+                            && self.b[e + 1] == b'-'
+                            && self.src[e + 2..].starts_with("}}")
+                        {
+                            break;
+                        }
+                        e += 1;
+                    }
+                    if e == start {
+                        e = start + 1;
+                    }
+                    self.push(Tok::Space, start);
+                    self.pos = e;
+                }
+                '=' => {
+                    self.push(Tok::Assign, start);
+                    self.pos += 1;
+                }
+                ':' => {
+                    if self.b.get(start + 1) != Some(&b'=') {
+                        return Err((start, "expected :=".into()));
+                    }
+                    self.push(Tok::Declare, start);
+                    self.pos += 2;
+                }
+                '|' => {
+                    self.push(Tok::Pipe, start);
+                    self.pos += 1;
+                }
+                ',' => {
+                    self.push(Tok::Comma, start);
+                    self.pos += 1;
+                }
+                '(' => {
+                    self.paren += 1;
+                    self.push(Tok::LParen, start);
+                    self.pos += 1;
+                }
+                ')' => {
+                    self.paren -= 1;
+                    if self.paren < 0 {
+                        return Err((start, "unexpected right paren".into()));
+                    }
+                    self.push(Tok::RParen, start);
+                    self.pos += 1;
+                }
+                '"' => {
+                    let mut e = start + 1;
+                    loop {
+                        match self.b.get(e) {
+                            None | Some(b'\n') => {
+                                return Err((start, "unterminated quoted string".into()));
+                            }
+                            Some(b'\\') => e += 2,
+                            Some(b'"') => break,
+                            _ => e += 1,
+                        }
+                    }
+                    let quoted = &self.src[start..=e];
+                    let value = unquote(quoted).map_err(|m| (start, m))?;
+                    self.push(Tok::Str(quoted.to_string(), value), start);
+                    self.pos = e + 1;
+                }
+                '`' => {
+                    let Some(close) = self.src[start + 1..].find('`') else {
+                        return Err((start, "unterminated raw quoted string".into()));
+                    };
+                    let e = start + 1 + close;
+                    let quoted = &self.src[start..=e];
+                    self.push(
+                        Tok::Str(quoted.to_string(), self.src[start + 1..e].to_string()),
+                        start,
+                    );
+                    self.pos = e + 1;
+                }
+                '\'' => {
+                    let mut e = start + 1;
+                    loop {
+                        match self.b.get(e) {
+                            None | Some(b'\n') => {
+                                return Err((start, "unterminated character constant".into()));
+                            }
+                            Some(b'\\') => e += 2,
+                            Some(b'\'') => break,
+                            _ => e += 1,
+                        }
+                    }
+                    let quoted = &self.src[start..=e];
+                    let inner = &quoted[1..quoted.len() - 1];
+                    let v = unquote(&format!("\"{}\"", inner.replace("\\'", "'")))
+                        .map_err(|m| (start, m))?;
+                    let mut cs = v.chars();
+                    let (Some(ch), None) = (cs.next(), cs.next()) else {
+                        return Err((start, format!("malformed character constant: {quoted}")));
+                    };
+                    self.push(Tok::Char(quoted.to_string(), ch as i64), start);
+                    self.pos = e + 1;
+                }
+                '$' => {
+                    let mut e = start + 1;
+                    while let Some(ch) = self.src[e..].chars().next() {
+                        if !is_alnum(ch) {
+                            break;
+                        }
+                        e += ch.len_utf8();
+                    }
+                    self.push(Tok::Variable(self.src[start..e].to_string()), start);
+                    self.pos = e;
+                }
+                '.' => {
+                    let nc = self.src[start + 1..].chars().next();
+                    if nc.is_some_and(|c| c.is_ascii_digit()) {
+                        self.lex_number(start)?;
+                    } else if nc.is_some_and(is_alnum) {
+                        let mut e = start + 1;
+                        while let Some(ch) = self.src[e..].chars().next() {
+                            if !is_alnum(ch) {
+                                break;
+                            }
+                            e += ch.len_utf8();
+                        }
+                        self.push(Tok::Field(self.src[start + 1..e].to_string()), start);
+                        self.pos = e;
+                    } else {
+                        self.push(Tok::Dot, start);
+                        self.pos += 1;
+                    }
+                }
+                '+' | '-' | '0'..='9' => self.lex_number(start)?,
+                c if is_alnum(c) => {
+                    let mut e = start;
+                    while let Some(ch) = self.src[e..].chars().next() {
+                        if !is_alnum(ch) {
+                            break;
+                        }
+                        e += ch.len_utf8();
+                    }
+                    let word = &self.src[start..e];
+                    let tok = match word {
+                        "true" => Tok::Bool(true),
+                        "false" => Tok::Bool(false),
+                        "nil" => Tok::Nil,
+                        w => match KEYWORDS.iter().find(|k| **k == w) {
+                            Some(k) => Tok::Keyword(k),
+                            None => Tok::Ident(w.to_string()),
+                        },
+                    };
+                    self.push(tok, start);
+                    self.pos = e;
+                }
+                c => return Err((start, format!("unrecognized character in action: {c:?}"))),
+            }
+        }
+    }
+
+    fn lex_number(&mut self, start: usize) -> Result<(), (usize, String)> {
+        let mut e = start;
+        if matches!(self.b.get(e), Some(b'+') | Some(b'-')) {
+            e += 1;
+        }
+        let mut digits = "0123456789_";
+        if self.b.get(e) == Some(&b'0') {
+            match self.b.get(e + 1) {
+                Some(b'x') | Some(b'X') => {
+                    e += 2;
+                    digits = "0123456789abcdefABCDEF_";
+                }
+                Some(b'o') | Some(b'O') => {
+                    e += 2;
+                    digits = "01234567_";
+                }
+                Some(b'b') | Some(b'B') => {
+                    e += 2;
+                    digits = "01_";
+                }
+                _ => {}
+            }
+        }
+        let acc = |e: &mut usize, set: &str, b: &[u8]| {
+            while *e < b.len() && set.as_bytes().contains(&b[*e]) {
+                *e += 1;
+            }
+        };
+        acc(&mut e, digits, self.b);
+        if self.b.get(e) == Some(&b'.') {
+            e += 1;
+            acc(&mut e, digits, self.b);
+        }
+        if digits.len() == 11 && matches!(self.b.get(e), Some(b'e') | Some(b'E')) {
+            e += 1;
+            if matches!(self.b.get(e), Some(b'+') | Some(b'-')) {
+                e += 1;
+            }
+            acc(&mut e, "0123456789_", self.b);
+        }
+        if digits.len() == 23 && matches!(self.b.get(e), Some(b'p') | Some(b'P')) {
+            e += 1;
+            if matches!(self.b.get(e), Some(b'+') | Some(b'-')) {
+                e += 1;
+            }
+            acc(&mut e, "0123456789_", self.b);
+        }
+        if self.b.get(e).is_some_and(|c| c.is_ascii_alphanumeric()) {
+            let mut f = e;
+            while f < self.b.len() && self.b[f].is_ascii_alphanumeric() {
+                f += 1;
+            }
+            return Err((
+                start,
+                format!("bad number syntax: {:?}", &self.src[start..f]),
+            ));
+        }
+        let text = &self.src[start..e];
+        if text == "+" || text == "-" {
+            return Err((start, format!("bad number syntax: {text:?}")));
+        }
+        self.push(Tok::Number(text.to_string()), start);
+        self.pos = e;
+        Ok(())
+    }
+}
+
+/// strconv.Unquote for a double-quoted Go string.
+pub fn unquote(q: &str) -> Result<String, String> {
+    let inner = &q[1..q.len() - 1];
+    let mut out = String::new();
+    let mut it = inner.chars().peekable();
+    let bad = || format!("invalid syntax: {q}");
+    let mut bytes: Vec<u8> = Vec::new();
+    let flush = |bytes: &mut Vec<u8>, out: &mut String| {
+        if !bytes.is_empty() {
+            out.push_str(&String::from_utf8_lossy(bytes));
+            bytes.clear();
+        }
+    };
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            flush(&mut bytes, &mut out);
+            out.push(c);
+            continue;
+        }
+        let Some(e) = it.next() else {
+            return Err(bad());
+        };
+        let hex =
+            |it: &mut std::iter::Peekable<std::str::Chars>, n: usize| -> Result<u32, String> {
+                let s: String = it.take(n).collect();
+                if s.len() != n {
+                    return Err(bad());
+                }
+                u32::from_str_radix(&s, 16).map_err(|_| bad())
+            };
+        match e {
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            'r' => out.push('\r'),
+            'a' => out.push('\u{7}'),
+            'b' => out.push('\u{8}'),
+            'f' => out.push('\u{c}'),
+            'v' => out.push('\u{b}'),
+            '\\' => out.push('\\'),
+            '"' => out.push('"'),
+            '\'' => out.push('\''),
+            'x' => {
+                bytes.push(hex(&mut it, 2)? as u8);
+                continue;
+            }
+            'u' => out.push(char::from_u32(hex(&mut it, 4)?).ok_or_else(bad)?),
+            'U' => out.push(char::from_u32(hex(&mut it, 8)?).ok_or_else(bad)?),
+            '0'..='7' => {
+                let s: String = std::iter::once(e).chain(it.by_ref().take(2)).collect();
+                bytes.push(u32::from_str_radix(&s, 8).map_err(|_| bad())? as u8);
+                continue;
+            }
+            _ => return Err(bad()),
+        }
+        flush(&mut bytes, &mut out);
+    }
+    flush(&mut bytes, &mut out);
+    Ok(out)
+}
+
+fn parse_number(text: &str) -> Result<Num, String> {
+    let clean: String = text.chars().filter(|c| *c != '_').collect();
+    let (neg, body) = match clean.strip_prefix('-') {
+        Some(b) => (true, b.to_string()),
+        None => (false, clean.trim_start_matches('+').to_string()),
+    };
+    let lower = body.to_ascii_lowercase();
+    let int = if let Some(h) = lower.strip_prefix("0x") {
+        if h.contains('.') || h.contains('p') {
+            None
+        } else {
+            i128::from_str_radix(h, 16).ok()
+        }
+    } else if let Some(o) = lower.strip_prefix("0o") {
+        i128::from_str_radix(o, 8).ok()
+    } else if let Some(b) = lower.strip_prefix("0b") {
+        i128::from_str_radix(b, 2).ok()
+    } else if lower.len() > 1 && lower.starts_with('0') && lower.chars().all(|c| c.is_ascii_digit())
+    {
+        i128::from_str_radix(&lower[1..], 8).ok()
+    } else if lower.chars().all(|c| c.is_ascii_digit()) {
+        lower.parse::<i128>().ok()
+    } else {
+        None
+    };
+    if let Some(i) = int {
+        let i = if neg { -i } else { i };
+        if i > i64::MAX as i128 || i < i64::MIN as i128 {
+            return Err(format!("{text} overflows int"));
+        }
+        return Ok(Num::Int(i as i64));
+    }
+    let f: f64 = lower
+        .parse()
+        .map_err(|_| format!("illegal number syntax: {text:?}"))?;
+    Ok(Num::Float(if neg { -f } else { f }))
+}
+
+// ---------------------------------------------------------------- parser
+
+/// Parses `text` (from file `name`) into trees: the template itself under `name` and one per
+/// `define`/`block`. `has_func` tells which function names exist.
+pub fn parse(
+    name: &str,
+    text: &str,
+    has_func: &dyn Fn(&str) -> bool,
+) -> Result<HashMap<String, Arc<Tree>>, ParseError> {
+    let text_arc: Arc<str> = Arc::from(text);
+    let toks = match Lexer::lex(text) {
+        Ok(t) => t,
+        Err((pos, msg)) => {
+            let line = 1 + text[..pos.min(text.len())].matches('\n').count();
+            return Err(ParseError(format!("template: {name}:{line}: {msg}")));
+        }
+    };
+    let mut p = Parser {
+        name,
+        text,
+        toks,
+        i: 0,
+        defs: Vec::new(),
+        vars: vec!["$".to_string()],
+        has_func,
+        range_depth: 0,
+    };
+    let (root, _) = p.item_list(&[]).map_err(ParseError)?;
+    let mut out = HashMap::new();
+    for (dname, body) in std::mem::take(&mut p.defs) {
+        let t = Tree {
+            name: dname.clone(),
+            parse_name: name.to_string(),
+            text: text_arc.clone(),
+            root: body,
+        };
+        // A later definition replaces an earlier one unless it is empty.
+        if out.contains_key(&dname) && is_empty_tree(&t.root) {
+            continue;
+        }
+        out.insert(dname, Arc::new(t));
+    }
+    let main = Tree {
+        name: name.to_string(),
+        parse_name: name.to_string(),
+        text: text_arc,
+        root,
+    };
+    if !(out.contains_key(name) && is_empty_tree(&main.root)) {
+        out.insert(name.to_string(), Arc::new(main));
+    }
+    Ok(out)
+}
+
+/// Go's parse.IsEmptyTree: only whitespace text.
+pub fn is_empty_tree(nodes: &[Node]) -> bool {
+    nodes.iter().all(|n| match n {
+        Node::Text(t) => t.trim().is_empty(),
+        _ => false,
+    })
+}
+
+struct Parser<'a> {
+    name: &'a str,
+    text: &'a str,
+    toks: Vec<Token>,
+    i: usize,
+    defs: Vec<(String, Vec<Node>)>,
+    vars: Vec<String>,
+    has_func: &'a dyn Fn(&str) -> bool,
+    range_depth: usize,
+}
+
+enum End {
+    End,
+    Else(usize),
+    Eof,
+}
+
+impl Parser<'_> {
+    fn err<T>(&self, pos: usize, msg: impl fmt::Display) -> Result<T, String> {
+        let line = 1 + self.text[..pos.min(self.text.len())].matches('\n').count();
+        Err(format!("template: {}:{}: {}", self.name, line, msg))
+    }
+
+    fn peek(&self) -> &Token {
+        &self.toks[self.i.min(self.toks.len() - 1)]
+    }
+    fn next(&mut self) -> Token {
+        let t = self.toks[self.i.min(self.toks.len() - 1)].clone();
+        self.i += 1;
+        t
+    }
+    fn next_non_space(&mut self) -> Token {
+        loop {
+            let t = self.next();
+            if t.tok != Tok::Space {
+                return t;
+            }
+        }
+    }
+    fn peek_non_space(&mut self) -> Token {
+        let save = self.i;
+        let t = self.next_non_space();
+        self.i = save;
+        t
+    }
+
+    /// Parses nodes until `{{end}}`, `{{else}}` or EOF. `ctx` names the enclosing block.
+    fn item_list(&mut self, ctx: &[&str]) -> Result<(Vec<Node>, End), String> {
+        let mut nodes = Vec::new();
+        loop {
+            let t = self.next();
+            match t.tok {
+                Tok::Eof => {
+                    if !ctx.is_empty() {
+                        return self.err(t.pos, "unexpected EOF");
+                    }
+                    return Ok((nodes, End::Eof));
+                }
+                Tok::Text(s) => nodes.push(Node::Text(Arc::from(s.as_str()))),
+                Tok::LeftDelim => {
+                    let kw = self.peek_non_space();
+                    match kw.tok {
+                        Tok::Keyword("end") => {
+                            self.next_non_space();
+                            self.expect_right("end")?;
+                            if ctx.is_empty() {
+                                return self.err(kw.pos, "unexpected {{end}}");
+                            }
+                            return Ok((nodes, End::End));
+                        }
+                        Tok::Keyword("else") => {
+                            self.next_non_space();
+                            if ctx.is_empty() {
+                                return self.err(kw.pos, "unexpected {{else}}");
+                            }
+                            return Ok((nodes, End::Else(kw.pos)));
+                        }
+                        _ => {
+                            if let Some(n) = self.action()? {
+                                nodes.push(n);
+                            }
+                        }
+                    }
+                }
+                other => return self.err(t.pos, format!("unexpected {other:?}")),
+            }
+        }
+    }
+
+    fn expect_right(&mut self, ctx: &str) -> Result<(), String> {
+        let t = self.next_non_space();
+        if t.tok != Tok::RightDelim {
+            return self.err(t.pos, format!("unexpected {} in {}", tok_desc(&t.tok), ctx));
+        }
+        Ok(())
+    }
+
+    fn action(&mut self) -> Result<Option<Node>, String> {
+        let t = self.peek_non_space();
+        match t.tok {
+            Tok::Keyword("block") => {
+                self.next_non_space();
+                self.template_control(true).map(Some)
+            }
+            Tok::Keyword("break") | Tok::Keyword("continue") => {
+                self.next_non_space();
+                let kw = if t.tok == Tok::Keyword("break") {
+                    "break"
+                } else {
+                    "continue"
+                };
+                if self.range_depth == 0 {
+                    return self.err(t.pos, format!("{{{{{kw}}}}} outside {{{{range}}}}"));
+                }
+                self.expect_right(kw)?;
+                Ok(Some(if kw == "break" {
+                    Node::Break(t.pos)
+                } else {
+                    Node::Continue(t.pos)
+                }))
+            }
+            Tok::Keyword("define") => {
+                self.next_non_space();
+                self.define()?;
+                Ok(None)
+            }
+            Tok::Keyword("if") => {
+                self.next_non_space();
+                self.branch("if", t.pos).map(|b| Some(Node::If(b)))
+            }
+            Tok::Keyword("range") => {
+                self.next_non_space();
+                self.range_depth += 1;
+                let r = self.branch("range", t.pos);
+                self.range_depth -= 1;
+                r.map(|b| Some(Node::Range(b)))
+            }
+            Tok::Keyword("with") => {
+                self.next_non_space();
+                self.branch("with", t.pos).map(|b| Some(Node::With(b)))
+            }
+            Tok::Keyword("template") => {
+                self.next_non_space();
+                self.template_control(false).map(Some)
+            }
+            Tok::Keyword(k) => self.err(t.pos, format!("unexpected {k}")),
+            _ => {
+                let pipe = self.pipeline("command", true)?;
+                Ok(Some(Node::Action(pipe)))
+            }
+        }
+    }
+
+    fn define(&mut self) -> Result<(), String> {
+        let t = self.next_non_space();
+        let Tok::Str(_, name) = t.tok else {
+            return self.err(t.pos, "name of defined template must be a string");
+        };
+        self.expect_right("define clause")?;
+        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+        let saved_range = std::mem::replace(&mut self.range_depth, 0);
+        let (body, end) = self.item_list(&["define"])?;
+        self.vars = saved_vars;
+        self.range_depth = saved_range;
+        if let End::Else(pos) = end {
+            return self.err(pos, "unexpected {{else}}");
+        }
+        self.defs.push((name, body));
+        Ok(())
+    }
+
+    fn template_control(&mut self, block: bool) -> Result<Node, String> {
+        let ctx = if block {
+            "block clause"
+        } else {
+            "template clause"
+        };
+        let t = self.next_non_space();
+        let Tok::Str(_, name) = t.tok else {
+            return self.err(t.pos, format!("unexpected {} in {}", tok_desc(&t.tok), ctx));
+        };
+        let nt = self.peek_non_space();
+        let pipe = if nt.tok != Tok::RightDelim {
+            Some(self.pipeline(ctx, false)?)
+        } else {
+            self.next_non_space();
+            None
+        };
+        if block {
+            let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+            let (body, end) = self.item_list(&["block"])?;
+            self.vars = saved_vars;
+            if let End::Else(pos) = end {
+                return self.err(pos, "unexpected {{else}}");
+            }
+            self.defs.push((name.clone(), body));
+        }
+        Ok(Node::Template {
+            pos: t.pos,
+            name,
+            pipe,
+        })
+    }
+
+    fn branch(&mut self, kind: &str, pos: usize) -> Result<Branch, String> {
+        let mark = self.vars.len();
+        let pipe = self.pipeline(kind, false)?;
+        let (list, end) = self.item_list(&[kind])?;
+        let mut else_list = None;
+        if let End::Else(epos) = end {
+            // "else if" / "else with" chaining
+            let nt = self.peek_non_space();
+            let chained = match (&nt.tok, kind) {
+                (Tok::Keyword("if"), "if") => true,
+                (Tok::Keyword("with"), "with") => true,
+                _ => false,
+            };
+            if chained {
+                self.next_non_space();
+                let inner = self.branch(kind, epos)?;
+                else_list = Some(vec![if kind == "if" {
+                    Node::If(inner)
+                } else {
+                    Node::With(inner)
+                }]);
+            } else {
+                self.expect_right("else")?;
+                let (l, end2) = self.item_list(&[kind])?;
+                if let End::Else(p2) = end2 {
+                    return self.err(p2, "expected end; found {{else}}");
+                }
+                else_list = Some(l);
+            }
+        }
+        self.vars.truncate(mark);
+        Ok(Branch {
+            pos,
+            pipe,
+            list,
+            else_list,
+        })
+    }
+
+    fn pipeline(&mut self, ctx: &str, _top: bool) -> Result<Pipe, String> {
+        let start = self.peek_non_space();
+        let mut pipe = Pipe {
+            pos: start.pos,
+            is_assign: false,
+            decl: Vec::new(),
+            cmds: Vec::new(),
+        };
+        // declarations
+        let save = self.i;
+        let t = self.next_non_space();
+        if let Tok::Variable(v) = &t.tok {
+            let t2 = self.next_non_space();
+            match t2.tok {
+                Tok::Declare | Tok::Assign => {
+                    pipe.is_assign = t2.tok == Tok::Assign;
+                    pipe.decl.push(v.clone());
+                    if t2.tok == Tok::Declare {
+                        self.vars.push(v.clone());
+                    } else if !self.vars.contains(v) {
+                        return self.err(t.pos, format!("undefined variable \"{v}\""));
+                    }
+                }
+                Tok::Comma if ctx == "range" => {
+                    let t3 = self.next_non_space();
+                    let Tok::Variable(v2) = t3.tok else {
+                        return self.err(t3.pos, "range can only initialize variables");
+                    };
+                    let t4 = self.next_non_space();
+                    if t4.tok != Tok::Declare && t4.tok != Tok::Assign {
+                        return self.err(t4.pos, "range can only initialize variables");
+                    }
+                    pipe.is_assign = t4.tok == Tok::Assign;
+                    pipe.decl.push(v.clone());
+                    pipe.decl.push(v2.clone());
+                    if !pipe.is_assign {
+                        self.vars.push(v.clone());
+                        self.vars.push(v2);
+                    }
+                }
+                _ => self.i = save,
+            }
+        } else {
+            self.i = save;
+        }
+        loop {
+            let t = self.next_non_space();
+            match t.tok {
+                Tok::RightDelim => {
+                    if pipe.cmds.is_empty() {
+                        return self.err(t.pos, format!("missing value for {ctx}"));
+                    }
+                    break;
+                }
+                Tok::RParen => {
+                    return self.err(t.pos, format!("unexpected right paren in {ctx}"));
+                }
+                _ => {
+                    self.i -= 1;
+                    let cmd = self.command()?;
+                    pipe.cmds.push(cmd);
+                }
+            }
+        }
+        self.check_pipeline(&pipe)?;
+        Ok(pipe)
+    }
+
+    fn check_pipeline(&self, pipe: &Pipe) -> Result<(), String> {
+        for c in pipe.cmds.iter().skip(1) {
+            match c.args.first() {
+                Some(Arg::Bool(..))
+                | Some(Arg::Dot(_))
+                | Some(Arg::Nil(_))
+                | Some(Arg::Number { .. })
+                | Some(Arg::Str { .. }) => {
+                    return self.err(
+                        c.pos,
+                        format!("non executable command in pipeline stage {}", 2),
+                    );
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn command(&mut self) -> Result<Command, String> {
+        let start = self.peek_non_space();
+        let mut cmd = Command {
+            pos: start.pos,
+            args: Vec::new(),
+        };
+        loop {
+            // skip spaces
+            while self.peek().tok == Tok::Space {
+                self.i += 1;
+            }
+            let op = self.operand()?;
+            if let Some(op) = op {
+                cmd.args.push(op);
+            }
+            let t = self.peek().clone();
+            match t.tok {
+                Tok::Space => {
+                    self.i += 1;
+                    continue;
+                }
+                Tok::RightDelim | Tok::RParen => break,
+                Tok::Pipe => {
+                    self.i += 1;
+                    break;
+                }
+                _ => return self.err(t.pos, format!("unexpected {} in operand", tok_desc(&t.tok))),
+            }
+        }
+        if cmd.args.is_empty() {
+            return self.err(start.pos, "empty command");
+        }
+        Ok(cmd)
+    }
+
+    fn operand(&mut self) -> Result<Option<Arg>, String> {
+        let Some(node) = self.term()? else {
+            return Ok(None);
+        };
+        if let Tok::Field(_) = self.peek().tok {
+            let pos = node.pos();
+            let mut fields = Vec::new();
+            while let Tok::Field(f) = &self.peek().tok {
+                fields.push(f.clone());
+                self.i += 1;
+            }
+            let node = match node {
+                Arg::Field { pos, mut idents } => {
+                    idents.extend(fields);
+                    Arg::Field { pos, idents }
+                }
+                Arg::Variable {
+                    pos,
+                    name,
+                    mut idents,
+                } => {
+                    idents.extend(fields);
+                    Arg::Variable { pos, name, idents }
+                }
+                Arg::Bool(p, _)
+                | Arg::Str { pos: p, .. }
+                | Arg::Number { pos: p, .. }
+                | Arg::Nil(p)
+                | Arg::Dot(p) => {
+                    return self.err(p, format!("unexpected . after term {:?}", node.to_string()));
+                }
+                other => Arg::Chain {
+                    pos,
+                    node: Box::new(other),
+                    fields,
+                },
+            };
+            return Ok(Some(node));
+        }
+        Ok(Some(node))
+    }
+
+    fn term(&mut self) -> Result<Option<Arg>, String> {
+        let t = self.next_non_space();
+        Ok(Some(match t.tok {
+            Tok::Ident(name) => {
+                if !(self.has_func)(&name) {
+                    return self.err(t.pos, format!("function {name:?} not defined"));
+                }
+                Arg::Identifier { pos: t.pos, name }
+            }
+            Tok::Dot => Arg::Dot(t.pos),
+            Tok::Nil => Arg::Nil(t.pos),
+            Tok::Variable(v) => {
+                if !self.vars.contains(&v) {
+                    return self.err(t.pos, format!("undefined variable \"{v}\""));
+                }
+                Arg::Variable {
+                    pos: t.pos,
+                    name: v,
+                    idents: Vec::new(),
+                }
+            }
+            Tok::Field(f) => Arg::Field {
+                pos: t.pos,
+                idents: vec![f],
+            },
+            Tok::Bool(b) => Arg::Bool(t.pos, b),
+            Tok::Char(text, v) => Arg::Number {
+                pos: t.pos,
+                text,
+                num: Num::Int(v),
+            },
+            Tok::Number(text) => {
+                let num = match parse_number(&text) {
+                    Ok(n) => n,
+                    Err(e) => return self.err(t.pos, e),
+                };
+                Arg::Number {
+                    pos: t.pos,
+                    text,
+                    num,
+                }
+            }
+            Tok::LParen => {
+                let pipe = self.pipeline_paren()?;
+                Arg::Pipe(Box::new(pipe))
+            }
+            Tok::Str(quoted, value) => Arg::Str {
+                pos: t.pos,
+                quoted,
+                value,
+            },
+            _ => {
+                self.i -= 1;
+                return Ok(None);
+            }
+        }))
+    }
+
+    fn pipeline_paren(&mut self) -> Result<Pipe, String> {
+        let start = self.peek_non_space();
+        let mut pipe = Pipe {
+            pos: start.pos,
+            is_assign: false,
+            decl: Vec::new(),
+            cmds: Vec::new(),
+        };
+        let save = self.i;
+        let t = self.next_non_space();
+        if let Tok::Variable(v) = &t.tok {
+            let t2 = self.next_non_space();
+            match t2.tok {
+                Tok::Declare | Tok::Assign => {
+                    pipe.is_assign = t2.tok == Tok::Assign;
+                    pipe.decl.push(v.clone());
+                    if t2.tok == Tok::Declare {
+                        self.vars.push(v.clone());
+                    }
+                }
+                _ => self.i = save,
+            }
+        } else {
+            self.i = save;
+        }
+        loop {
+            let t = self.next_non_space();
+            match t.tok {
+                Tok::RParen => {
+                    if pipe.cmds.is_empty() {
+                        return self.err(t.pos, "missing value for parenthesized pipeline");
+                    }
+                    break;
+                }
+                Tok::RightDelim | Tok::Eof => return self.err(t.pos, "unclosed left paren"),
+                _ => {
+                    self.i -= 1;
+                    let cmd = self.command()?;
+                    pipe.cmds.push(cmd);
+                }
+            }
+        }
+        self.check_pipeline(&pipe)?;
+        Ok(pipe)
+    }
+}
+
+fn tok_desc(t: &Tok) -> String {
+    match t {
+        Tok::Text(s) => format!("{s:?}"),
+        Tok::LeftDelim => "\"{{\"".into(),
+        Tok::RightDelim => "\"}}\"".into(),
+        Tok::Space => "space".into(),
+        Tok::Field(f) => format!("<.{f}>"),
+        Tok::Variable(v) => format!("<{v}>"),
+        Tok::Ident(i) => format!("<{i}>"),
+        Tok::Str(q, _) => format!("<{q}>"),
+        Tok::Char(q, _) => format!("<{q}>"),
+        Tok::Number(n) => format!("<{n}>"),
+        Tok::Bool(b) => format!("<{b}>"),
+        Tok::Nil => "<nil>".into(),
+        Tok::Dot => "<.>".into(),
+        Tok::Pipe => "<|>".into(),
+        Tok::LParen => "<(>".into(),
+        Tok::RParen => "<)>".into(),
+        Tok::Comma => "<,>".into(),
+        Tok::Declare => "<:=>".into(),
+        Tok::Assign => "<=>".into(),
+        Tok::Keyword(k) => format!("<{k}>"),
+        Tok::Eof => "EOF".into(),
+    }
+}
