@@ -595,6 +595,14 @@ impl Exec<'_> {
         fin: Option<Value>,
     ) -> R<Value> {
         let n = idents.len();
+        // A nil that is not a map entry (a pipeline's result, a variable, dot) has no fields:
+        // Go yields the zero value without an error.
+        if recv.is_nil() && !matches!(node, Arg::Field { .. }) {
+            return Ok(Value::Nil);
+        }
+        if recv.is_nil() && matches!(node, Arg::Field { .. }) && dot.is_nil() {
+            return Ok(Value::Nil);
+        }
         for id in &idents[..n - 1] {
             recv = self.eval_field(dot, id, node, &[], None, recv)?;
         }

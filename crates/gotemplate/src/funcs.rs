@@ -153,7 +153,8 @@ fn list_of(v: &Value, fname: &str) -> Result<Vec<Value>, String> {
 fn map_of(v: &Value) -> Result<MapRef, String> {
     match v {
         Value::Map(m) => Ok(m.clone()),
-        Value::Nil => Err("invalid value; expected map[string]interface {}".into()),
+        // a nil map: readable, empty
+        Value::Nil => Ok(MapRef::default()),
         o => Err(format!(
             "wrong type for value; expected map[string]interface {{}}; got {}",
             o.type_name()

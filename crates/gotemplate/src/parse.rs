@@ -686,6 +686,24 @@ fn parse_number(text: &str) -> Result<Num, String> {
         }
         return Ok(Num::Int(i as i64));
     }
+    if let Some(h) = lower.strip_prefix("0x") {
+        // hexadecimal float: 0x1.8p3
+        let bad = || format!("illegal number syntax: {text:?}");
+        let (mant, exp) = h.split_once('p').unwrap_or((h, "0"));
+        let (ip, fp) = mant.split_once('.').unwrap_or((mant, ""));
+        let mut f = 0f64;
+        for c in ip.chars() {
+            f = f * 16.0 + c.to_digit(16).ok_or_else(bad)? as f64;
+        }
+        let mut scale = 1.0 / 16.0;
+        for c in fp.chars() {
+            f += c.to_digit(16).ok_or_else(bad)? as f64 * scale;
+            scale /= 16.0;
+        }
+        let e: i32 = exp.parse().map_err(|_| bad())?;
+        let f = f * 2f64.powi(e);
+        return Ok(Num::Float(if neg { -f } else { f }));
+    }
     let f: f64 = lower
         .parse()
         .map_err(|_| format!("illegal number syntax: {text:?}"))?;

@@ -771,7 +771,7 @@ impl Emitter {
     }
 
     fn end_line(&mut self) {
-        if !self.out.ends_with('\n') {
+        if !self.out.is_empty() && !self.out.ends_with('\n') {
             self.put('\n');
         }
     }
