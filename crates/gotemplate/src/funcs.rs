@@ -1752,20 +1752,21 @@ fn misc(m: &mut HashMap<String, Func>) {
         "htpasswd",
         "derivePassword",
         "genPrivateKey",
-        "genCA",
         "genCAWithKey",
-        "genSelfSignedCert",
         "genSelfSignedCertWithKey",
-        "genSignedCert",
         "genSignedCertWithKey",
         "encryptAES",
         "decryptAES",
         "bcrypt",
         "buildCustomCert",
-        "urlParse",
         "urlJoin",
     ] {
         reg(m, f, unsupported(f));
+    }
+    // Certificate generation is not implemented: the result is an object whose Cert and Key
+    // cannot be read, so a chart that generates a certificate and never uses it still renders.
+    for f in ["genCA", "genSelfSignedCert", "genSignedCert"] {
+        reg(m, f, |_, _| Ok(Value::Object(Arc::new(UnsupportedCert))));
     }
     reg(m, "urlParse", |_, a| {
         let u = s(a, 0)?;
@@ -1917,6 +1918,20 @@ fn helm(m: &mut HashMap<String, Func>) {
         arity("lookup", a, 4)?;
         ex.host.lookup(&s(a, 0)?, &s(a, 1)?, &s(a, 2)?, &s(a, 3)?)
     });
+}
+
+struct UnsupportedCert;
+
+impl crate::value::Object for UnsupportedCert {
+    fn type_name(&self) -> String {
+        "sprig.certificate (generation not supported)".into()
+    }
+    fn kind(&self) -> &'static str {
+        "struct"
+    }
+    fn field(&self, _name: &str) -> Option<Value> {
+        None
+    }
 }
 
 fn err_map(e: &str) -> Value {

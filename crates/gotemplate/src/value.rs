@@ -107,6 +107,10 @@ pub trait Object: Send + Sync {
     fn to_data(&self) -> Value {
         Value::Nil
     }
+    /// Go truthiness (a struct is always true; an empty map or slice is false).
+    fn truthy(&self) -> bool {
+        true
+    }
     /// Go kind name for `kindOf`.
     fn kind(&self) -> &'static str {
         "ptr"
@@ -208,7 +212,7 @@ impl Value {
             Value::Bytes(b) => !b.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Map(m) => !m.is_empty(),
-            Value::Object(_) => true,
+            Value::Object(o) => o.truthy(),
         }
     }
 

@@ -89,6 +89,9 @@ impl Object for VersionSet {
     fn type_name(&self) -> String {
         "common.VersionSet".into()
     }
+    fn truthy(&self) -> bool {
+        !self.0.is_empty()
+    }
     fn kind(&self) -> &'static str {
         "slice"
     }
@@ -219,6 +222,9 @@ fn yaml_of_map(m: Map) -> String {
 impl Object for FilesObj {
     fn type_name(&self) -> String {
         "common.Files".into()
+    }
+    fn truthy(&self) -> bool {
+        !self.0.is_empty()
     }
     fn kind(&self) -> &'static str {
         "map"
