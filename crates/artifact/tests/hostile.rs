@@ -6,7 +6,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{RawTar, gz, http_response, listing, sandbox, script_server, sha256_hex};
+use common::{RawTar, http_response, listing, sandbox, script_server, sha256_hex};
 use ferroflux_artifact::Error;
 use ferroflux_artifact::extract::{ExtractLimits, LinkPolicy, extract_to_temp};
 use ferroflux_artifact::fetch::{FetchOptions, Fetcher};
