@@ -299,6 +299,23 @@ impl ResourceManager {
         Ok(ChangeSetEntry { object: id, action })
     }
 
+    /// Server-side dry-run apply of one object: what the API server would store, or why
+    /// it refuses the object. Nothing is changed.
+    pub async fn dry_run(&self, desired: &DynamicObject) -> Result<DynamicObject, Error> {
+        let id = ObjectRef::of(desired)?;
+        let (api, _) = self.api(&id).await?;
+        let mut desired = desired.clone();
+        desired
+            .metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .extend(self.owner_labels.clone());
+        let params = PatchParams::apply(&self.field_manager).force().dry_run();
+        api.patch(&id.name, &params, &Patch::Apply(&desired))
+            .await
+            .map_err(|e| Error::apply(&id, "dry-run", e))
+    }
+
     async fn wait_gone(&self, api: &Api<DynamicObject>, name: &str) {
         for _ in 0..300 {
             if matches!(api.get_opt(name).await, Ok(None)) {

@@ -16,6 +16,8 @@ pub async fn install_crds(client: &kube::Client, dir: &Path) -> Result<(), Clust
         .map_err(|e| ClusterError::Crds(format!("reading {}: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        // crds/kustomization.yaml makes the directory a kustomize base; it is not a CRD.
+        .filter(|p| p.file_name().is_some_and(|n| n != "kustomization.yaml"))
         .collect();
     files.sort();
     for file in files {
