@@ -147,6 +147,22 @@ fn make_tree(root: &Path, files: usize) -> u64 {
     total
 }
 
+/// (own CPU, waited-for children CPU) in seconds from /proc/self/stat (utime+stime,
+/// cutime+cstime; USER_HZ is 100 on Linux). Zero where /proc is unavailable.
+fn cpu_times() -> (f64, f64) {
+    let Ok(stat) = fs::read_to_string("/proc/self/stat") else {
+        return (0.0, 0.0);
+    };
+    // Fields after the parenthesized command name; utime is field 14 overall.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let get = |i: usize| f.get(i - 3).copied().unwrap_or(0.0) / 100.0;
+    (get(14) + get(15), get(16) + get(17))
+}
+
 fn run_tar(tree: &Path, out: &Path) -> Duration {
     let t = Instant::now();
     let status = Command::new("tar")
@@ -205,9 +221,15 @@ fn main() {
     run_tar(&tree, &tar_out);
     let mut best_tar = Duration::MAX;
     let mut best_ours = Duration::MAX;
+    let (mut cpu_tar, mut cpu_ours) = (0.0, 0.0);
     for round in 0..rounds {
+        let (_, c0) = cpu_times();
         let dt = run_tar(&tree, &tar_out);
+        let (s1, c1) = cpu_times();
         let d = run_ours(&tree, &our_out, &opts);
+        let (s2, _) = cpu_times();
+        cpu_tar += c1 - c0;
+        cpu_ours += s2 - s1;
         println!(
             "round {}: tar {:.3}s, ours {:.3}s",
             round + 1,
@@ -232,6 +254,11 @@ fn main() {
         mbps(best_ours),
         best_ours.as_secs_f64(),
         our_size
+    );
+    println!(
+        "CPU seconds per run (user+sys, mean): tar+gzip {:.2}s, ours {:.2}s",
+        cpu_tar / rounds as f64,
+        cpu_ours / rounds as f64
     );
     println!(
         "speed ratio: {:.2}x; size ratio ours/tar: {:.4} ({})",
