@@ -5,6 +5,8 @@
 //! `build` holds the pure pipeline (also used by `ferroflux build kustomization`).
 
 pub mod build;
+pub mod dependency;
 pub mod envsubst;
 pub mod generator;
+pub mod history;
 pub mod postbuild;
