@@ -15,7 +15,8 @@
 //! * Lines starting with `#` and blank lines are skipped; trailing spaces are trimmed unless
 //!   escaped with `\`.
 //! * `.sourceignore` files are loaded from the root and every subdirectory except those named
-//!   `.git` (symlinked directories are not followed), depth first in name order; a nested file's
+//!   `.git` (symlinked directories and symlinked `.sourceignore` files are not followed), depth
+//!   first in name order; a nested file's
 //!   patterns only apply below its directory. `spec.ignore` is appended last, so it has the
 //!   highest priority.
 //! * Defaults for Git (and OCI/Bucket archives built from a directory): the VCS patterns
@@ -406,11 +407,16 @@ pub fn load_ignore_files(root: &Path) -> Result<Vec<Pattern>> {
 
 fn load_dir(dir: &Path, domain: &mut Vec<String>, out: &mut Vec<Pattern>) -> Result<()> {
     let file = dir.join(IGNORE_FILE);
-    match fs::read(&file) {
-        Ok(bytes) => out.extend(read_patterns(&String::from_utf8_lossy(&bytes), domain)),
-        // A directory named .sourceignore is not an ignore file.
-        Err(e) if e.kind() == io::ErrorKind::NotFound || file.is_dir() => {}
-        Err(e) => return Err(Error::io("read", file, e)),
+    // Only a regular file counts (unlike Flux, a symlinked .sourceignore is not followed: it
+    // could point at a FIFO or a device outside the checkout).
+    match fs::symlink_metadata(&file) {
+        Ok(m) if m.is_file() => {
+            let bytes = fs::read(&file).map_err(|e| Error::io("read", &file, e))?;
+            out.extend(read_patterns(&String::from_utf8_lossy(&bytes), domain));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("stat", file, e)),
     }
     let mut subdirs = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
