@@ -250,7 +250,7 @@ impl Exec<'_> {
             return Err(self.err(format!("template {name:?} not defined")));
         };
         if self.depth >= MAX_DEPTH * 10 {
-            return Err(self.err("exceeded maximum template depth (10000)".to_string()));
+            return Err(self.err("exceeded maximum template depth (10000)"));
         }
         self.depth += 1;
         let saved_vars = std::mem::replace(&mut self.vars, vec![("$".to_string(), data.clone())]);

@@ -443,8 +443,78 @@ fn random_string(ex: &mut Exec<'_>, count: i64, set: &[char]) -> String {
     o
 }
 
-fn regex(p: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(p).map_err(|e| format!("error parsing regexp: {e}"))
+/// Compiles a Go (RE2) regular expression. RE2 takes a `{` that does not start a
+/// repetition (`{n}`, `{n,}`, `{n,m}`) literally; Rust's regex needs it escaped.
+pub fn regex(p: &str) -> Result<regex::Regex, String> {
+    let b: Vec<char> = p.chars().collect();
+    let mut out = String::with_capacity(p.len());
+    let mut i = 0;
+    let mut in_class = false;
+    while i < b.len() {
+        let c = b[i];
+        if c == '\\' && i + 1 < b.len() {
+            out.push(c);
+            out.push(b[i + 1]);
+            i += 2;
+            continue;
+        }
+        if in_class {
+            if c == ']' {
+                in_class = false;
+            }
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if c == '[' {
+            in_class = true;
+            out.push(c);
+            i += 1;
+            if i < b.len() && b[i] == '^' {
+                out.push('^');
+                i += 1;
+            }
+            if i < b.len() && b[i] == ']' {
+                out.push_str("\\]");
+                i += 1;
+            }
+            continue;
+        }
+        if c == '{' {
+            let rest: String = b[i..].iter().collect();
+            let is_rep = rest
+                .find('}')
+                .map(|end| {
+                    let inner = &rest[1..end];
+                    let (a, bb) = inner.split_once(',').unwrap_or((inner, ""));
+                    !a.is_empty()
+                        && a.bytes().all(|x| x.is_ascii_digit())
+                        && bb.bytes().all(|x| x.is_ascii_digit())
+                })
+                .unwrap_or(false);
+            if !is_rep {
+                out.push_str("\\{");
+                i += 1;
+                continue;
+            }
+        }
+        if c == '}' {
+            // a '}' that closes no repetition is literal too
+            let before: String = out.chars().rev().take_while(|x| *x != '{').collect();
+            let opened = out
+                .rfind('{')
+                .is_some_and(|pos| pos == 0 || !out[..pos].ends_with('\\'))
+                && before.chars().all(|x| x.is_ascii_digit() || x == ',');
+            if !opened {
+                out.push_str("\\}");
+                i += 1;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    regex::Regex::new(&out).map_err(|e| format!("error parsing regexp: {e}"))
 }
 
 /// Go's regexp Expand template ($1, ${1}, $name) → Rust's syntax is the same.
@@ -1097,10 +1167,10 @@ fn strings(m: &mut HashMap<String, Func>) {
     let repl_all: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("regexReplaceAll", a, 3)?;
         let re = regex(&s(a, 0)?)?;
-        Ok(Value::str(
-            re.replace_all(&s(a, 1)?, go_template_repl(&s(a, 2)?).as_str())
-                .into_owned(),
-        ))
+        Ok(Value::str(re.replace_all(
+            &s(a, 1)?,
+            go_template_repl(&s(a, 2)?).as_str(),
+        )))
     };
     reg(m, "regexReplaceAll", repl_all);
     reg(m, "mustRegexReplaceAll", repl_all);
@@ -1108,8 +1178,7 @@ fn strings(m: &mut HashMap<String, Func>) {
         arity("regexReplaceAllLiteral", a, 3)?;
         let re = regex(&s(a, 0)?)?;
         Ok(Value::str(
-            re.replace_all(&s(a, 1)?, regex::NoExpand(&s(a, 2)?))
-                .into_owned(),
+            re.replace_all(&s(a, 1)?, regex::NoExpand(&s(a, 2)?)),
         ))
     };
     reg(m, "regexReplaceAllLiteral", repl_lit);

@@ -107,7 +107,7 @@ pub fn format_float_g(f: f64) -> String {
     let neg = f.is_sign_negative();
     let (digits, dp) = decompose(f, None);
     let exp = dp - 1;
-    if digits != "0" && (exp < -4 || exp >= 6) {
+    if digits != "0" && !(-4..6).contains(&exp) {
         fmt_e(neg, &digits, dp, None, 'e')
     } else {
         fmt_f(neg, &digits, dp, None)
@@ -142,7 +142,7 @@ pub fn format_float_json(f: f64) -> String {
     }
     let a = f.abs();
     let (digits, dp) = decompose(f, None);
-    if a < 1e-6 || a >= 1e21 {
+    if !(1e-6..1e21).contains(&a) {
         let s = fmt_e(f < 0.0, &digits, dp, None, 'e');
         // encoding/json: e-09 -> e-9
         if let Some(pos) = s.find("e-0") {
@@ -179,7 +179,6 @@ pub fn quote(s: &str) -> String {
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
-            c if c == '\u{FFFD}' => out.push_str("\\ufffd"),
             c if is_nonprint(c) => {
                 if (c as u32) < 0x10000 {
                     out.push_str(&format!("\\u{:04x}", c as u32));

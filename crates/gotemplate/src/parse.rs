@@ -270,7 +270,6 @@ impl<'a> Lexer<'a> {
             let mut text = &src[start..end];
             if trim_next {
                 text = text.trim_start_matches([' ', '\t', '\r', '\n']);
-                trim_next = false;
             }
             let Some(open) = next else {
                 if !text.is_empty() {
@@ -784,7 +783,7 @@ struct Parser<'a> {
 }
 
 enum End {
-    End,
+    Done,
     Else(usize),
     Eof,
 }
@@ -840,7 +839,7 @@ impl Parser<'_> {
                             if ctx.is_empty() {
                                 return self.err(kw.pos, "unexpected {{end}}");
                             }
-                            return Ok((nodes, End::End));
+                            return Ok((nodes, End::Done));
                         }
                         Tok::Keyword("else") => {
                             self.next_non_space();
@@ -984,11 +983,10 @@ impl Parser<'_> {
         if let End::Else(epos) = end {
             // "else if" / "else with" chaining
             let nt = self.peek_non_space();
-            let chained = match (&nt.tok, kind) {
-                (Tok::Keyword("if"), "if") => true,
-                (Tok::Keyword("with"), "with") => true,
-                _ => false,
-            };
+            let chained = matches!(
+                (&nt.tok, kind),
+                (Tok::Keyword("if"), "if") | (Tok::Keyword("with"), "with")
+            );
             if chained {
                 self.next_non_space();
                 let inner = self.branch(kind, epos)?;

@@ -66,7 +66,7 @@ impl Version {
         })
     }
 
-    pub fn cmp(&self, o: &Version) -> Ordering {
+    pub fn compare(&self, o: &Version) -> Ordering {
         (self.major, self.minor, self.patch)
             .cmp(&(o.major, o.minor, o.patch))
             .then_with(|| cmp_pre(&self.pre, &o.pre))
@@ -151,7 +151,7 @@ fn check(c: &Con, v: &Version) -> bool {
             } else if c.patch_dirty {
                 v.major == cv.major && v.minor == cv.minor
             } else {
-                v.cmp(cv) == Ordering::Equal
+                v.compare(cv) == Ordering::Equal
             }
         }
         "!=" => {
@@ -162,7 +162,7 @@ fn check(c: &Con, v: &Version) -> bool {
             } else if c.patch_dirty {
                 !(v.major == cv.major && v.minor == cv.minor)
             } else {
-                v.cmp(cv) != Ordering::Equal
+                v.compare(cv) != Ordering::Equal
             }
         }
         ">" => {
@@ -173,11 +173,11 @@ fn check(c: &Con, v: &Version) -> bool {
             } else if c.patch_dirty {
                 v.major > cv.major || (v.major == cv.major && v.minor > cv.minor)
             } else {
-                v.cmp(cv) == Ordering::Greater
+                v.compare(cv) == Ordering::Greater
             }
         }
-        ">=" | "=>" => v.cmp(cv) != Ordering::Less,
-        "<" => v.cmp(cv) == Ordering::Less,
+        ">=" | "=>" => v.compare(cv) != Ordering::Less,
+        "<" => v.compare(cv) == Ordering::Less,
         "<=" | "=<" => {
             if c.major_dirty {
                 true
@@ -186,11 +186,11 @@ fn check(c: &Con, v: &Version) -> bool {
             } else if c.patch_dirty {
                 v.major < cv.major || (v.major == cv.major && v.minor <= cv.minor)
             } else {
-                v.cmp(cv) != Ordering::Greater
+                v.compare(cv) != Ordering::Greater
             }
         }
         "~" | "~>" => {
-            if v.cmp(cv) == Ordering::Less {
+            if v.compare(cv) == Ordering::Less {
                 return false;
             }
             if cv.major == 0 && cv.minor == 0 && cv.patch == 0 && !c.minor_dirty && !c.patch_dirty {
@@ -202,7 +202,7 @@ fn check(c: &Con, v: &Version) -> bool {
             v.major == cv.major && (c.minor_dirty || v.minor == cv.minor)
         }
         "^" => {
-            if v.cmp(cv) == Ordering::Less {
+            if v.compare(cv) == Ordering::Less {
                 return false;
             }
             if cv.major > 0 || c.minor_dirty {

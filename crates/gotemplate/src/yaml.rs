@@ -200,11 +200,6 @@ impl MarkedEventReceiver for Builder {
         }
         match ev {
             Event::DocumentStart => self.doc_started = true,
-            Event::DocumentEnd => {
-                if self.doc_started && self.docs.is_empty() && self.stack.is_empty() {
-                    // empty document
-                }
-            }
             Event::Alias(id) => {
                 let v = self.anchors.get(&id).cloned().unwrap_or_default();
                 self.add(v, 0);

@@ -582,33 +582,18 @@ pub fn render_templates(
     Ok(out)
 }
 
-/// Helm's cleanupExecError: surface the innermost `error calling ...` message.
-fn clean_exec_error(_name: &str, msg: &str) -> String {
-    // "template: x:1:2: executing "x" at <fail "m">: error calling fail: m"
-    if let Some(i) = msg
-        .rfind("error calling fail: ")
-        .or_else(|| msg.rfind("error calling required: "))
-    {
-        let tail = &msg[i..];
-        let m = tail.split_once(": ").map(|(_, m)| m).unwrap_or(tail);
-        return format!("execution error at ({}): {}", location_of(msg), m);
-    }
-    msg.to_string()
-}
-
-fn location_of(msg: &str) -> String {
-    // the last "template: NAME:L:C:" in the chain
-    let Some(i) = msg.rfind("template: ") else {
-        return String::new();
+/// Helm's cleanupExecError: the outermost location and the innermost message.
+fn clean_exec_error(filename: &str, msg: &str) -> String {
+    let Some(rest) = msg.strip_prefix("template: ") else {
+        return msg.to_string();
     };
-    let rest = &msg[i + 10..];
-    let mut parts = rest.splitn(4, ':');
-    let (a, b, c) = (
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-        parts.next().unwrap_or(""),
-    );
-    format!("{a}:{b}:{c}")
+    let tokens: Vec<&str> = rest.splitn(2, ": ").collect();
+    if tokens.len() != 2 {
+        return format!("execution error in ({filename}): {msg}");
+    }
+    let location = tokens[0];
+    let err = tokens[1].rsplit(": ").next().unwrap_or(tokens[1]);
+    format!("execution error at ({location}): {err}")
 }
 
 /// The templates of a file list, for callers building a chart in memory.

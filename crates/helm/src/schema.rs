@@ -55,15 +55,11 @@ pub fn validate(root: &J, schema: &J, v: &J, path: &str, errs: &mut Vec<String>)
         }
         return;
     };
-    let at = if path.is_empty() {
-        "(root)".to_string()
-    } else {
-        path.to_string()
-    };
-    if let Some(r) = s.get("$ref").and_then(|r| r.as_str()) {
-        if let Some(t) = resolve(root, r) {
-            validate(root, t, v, path, errs);
-        }
+    let at = format!("at '{path}'");
+    if let Some(r) = s.get("$ref").and_then(|r| r.as_str())
+        && let Some(t) = resolve(root, r)
+    {
+        validate(root, t, v, path, errs);
     }
     if let Some(t) = s.get("type") {
         let ok = match t {
@@ -89,7 +85,10 @@ pub fn validate(root: &J, schema: &J, v: &J, path: &str, errs: &mut Vec<String>)
         errs.push(format!(
             "{at}: value must be one of {}",
             e.iter()
-                .map(|x| x.to_string())
+                .map(|x| match x {
+                    J::String(s) => format!("'{s}'"),
+                    o => o.to_string(),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         ));

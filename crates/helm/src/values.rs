@@ -6,10 +6,6 @@ use ferroflux_gotemplate::{IntKind, Map, MapRef, Value};
 use crate::Error;
 use crate::chart::Chart;
 
-fn is_table(v: &Value) -> bool {
-    matches!(v, Value::Map(_))
-}
-
 /// Deep copy of a map.
 pub fn copy_map(m: &Map) -> Map {
     m.iter().map(|(k, v)| (k.clone(), v.deep_copy())).collect()
@@ -227,14 +223,6 @@ pub fn parse_set_into(s: &str, dest: &mut Map, string_only: bool) -> Result<(), 
 
 // ---------------------------------------------------------------- coalescing
 
-fn concat_prefix(a: &str, b: &str) -> String {
-    if a.is_empty() {
-        b.to_string()
-    } else {
-        format!("{a}.{b}")
-    }
-}
-
 /// coalesceTablesFullKey: `dst` wins over `src`; nulls in dst delete (unless merging).
 fn coalesce_tables(dst: &MapRef, src: &MapRef, merge: bool) {
     let dsnap = dst.snapshot();
@@ -417,11 +405,7 @@ pub fn process_dependency_enabled(c: &mut Chart, v: &Map, path: &str) -> Result<
                     }
                 }
             }
-            if !has_true && has_false {
-                r.enabled = false;
-            } else if has_true || (!has_true && !has_false) {
-                r.enabled = true;
-            }
+            r.enabled = has_true || !has_false;
         }
     }
     // conditions
