@@ -170,6 +170,9 @@ impl ControlPlane {
             format!("--initial-advertise-peer-urls={peer_url}"),
             format!("--initial-cluster=ferroflux={peer_url}"),
             "--unsafe-no-fsync=true".to_string(),
+            // A single member elects itself faster with short timers.
+            "--heartbeat-interval=10".to_string(),
+            "--election-timeout=100".to_string(),
             "--log-level=warn".to_string(),
         ];
         let etcd_log = state_dir.join("etcd.log");
@@ -188,7 +191,10 @@ impl ControlPlane {
             format!("--cert-dir={}", cert_dir.display()),
             format!("--secure-port={api_port}"),
             "--bind-address=127.0.0.1".to_string(),
+            // Without these the API server picks a non-loopback address and keeps trying to
+            // publish loopback Endpoints for itself, which the Endpoints API refuses.
             "--advertise-address=127.0.0.1".to_string(),
+            "--endpoint-reconciler-type=none".to_string(),
             "--service-cluster-ip-range=10.0.0.0/24".to_string(),
             "--authorization-mode=RBAC".to_string(),
             "--allow-privileged=true".to_string(),
@@ -206,7 +212,6 @@ impl ControlPlane {
                 "--service-account-signing-key-file={}",
                 state_dir.join("sa.key").display()
             ),
-            "--enable-priority-and-fairness=false".to_string(),
             "--v=0".to_string(),
         ];
         let api_log = state_dir.join("kube-apiserver.log");
