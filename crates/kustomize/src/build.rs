@@ -121,8 +121,21 @@ impl Acc {
         Ok(())
     }
     fn append_all(&mut self, rs: Vec<Resource>) -> Result<()> {
+        let key = |id: &crate::resid::ResId| {
+            (
+                id.gvk.clone(),
+                id.name.clone(),
+                id.effective_namespace().to_string(),
+            )
+        };
+        let mut seen: std::collections::HashSet<_> =
+            self.res.iter().map(|r| key(&r.cur_id())).collect();
         for r in rs {
-            self.append(r)?;
+            let id = r.cur_id();
+            if !seen.insert(key(&id)) {
+                return Err(Error::DuplicateId(id.to_string()));
+            }
+            self.res.push(r);
         }
         Ok(())
     }

@@ -84,7 +84,9 @@ impl TransformerConfig {
     }
 
     pub fn default_config() -> TransformerConfig {
-        TransformerConfig::parse(DEFAULT_CONFIG).unwrap_or_default()
+        static D: std::sync::OnceLock<TransformerConfig> = std::sync::OnceLock::new();
+        D.get_or_init(|| TransformerConfig::parse(DEFAULT_CONFIG).unwrap_or_default())
+            .clone()
     }
 
     pub fn merge(&mut self, o: &TransformerConfig) -> Result<(), String> {

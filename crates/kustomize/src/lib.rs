@@ -72,3 +72,50 @@ pub fn to_yaml_stream(objs: &[Value]) -> String {
     }
     out
 }
+
+/// Entry points for the fuzz targets (not a stable API).
+#[doc(hidden)]
+pub mod fuzz_api {
+    use std::path::Path;
+
+    /// Parses a kustomization file.
+    pub fn parse_kustomization(text: &str) -> bool {
+        crate::kustomization::Kustomization::parse(text).is_ok()
+    }
+
+    /// Parses a patch as strategic-merge objects and as JSON 6902, and
+    /// applies whatever parsed to a fixed Deployment.
+    pub fn parse_and_apply_patch(text: &str) {
+        let base = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  labels: {a: b}\nspec:\n  replicas: 1\n  template:\n    spec:\n      containers:\n      - name: c\n        image: i\n        ports:\n        - containerPort: 80\n        env:\n        - {name: A, value: x}\n";
+        let Ok(mut target) = crate::build::parse_resources(base, Path::new("base.yaml")) else {
+            return;
+        };
+        let schemas = crate::openapi::Schemas::default();
+        if let Ok(patches) = crate::build::parse_resources(text, Path::new("patch.yaml")) {
+            for p in &patches {
+                let _ = crate::patch::apply_sm_patch(&mut target[0], p, &schemas);
+            }
+        }
+        if let Ok(ops) = crate::patch::parse_json_patch(text) {
+            let _ = crate::patch::apply_json_patch(&mut target[0].obj, &ops);
+        }
+        let _ = crate::to_yaml_stream(&[target[0].obj.clone()]);
+    }
+
+    /// Builds an in-memory tree whose kustomization is `kustomization`
+    /// and whose `patch.yaml` is `patch`.
+    pub fn build_mem(kustomization: &str, patch: &str) {
+        let mut fs = crate::MemFs::new();
+        fs.add("/k/kustomization.yaml", kustomization.as_bytes().to_vec());
+        fs.add("/k/patch.yaml", patch.as_bytes().to_vec());
+        fs.add(
+            "/k/res.yaml",
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  k: v\n".to_vec(),
+        );
+        fs.add(
+            "/k/base/kustomization.yaml",
+            b"resources:\n- ../res.yaml\n".to_vec(),
+        );
+        let _ = crate::build(&fs, Path::new("/k"), &crate::BuildOptions::default());
+    }
+}

@@ -1,6 +1,8 @@
 //! Name-reference fix-up: after names changed (prefix, suffix, hash),
 //! rewrite the fields that refer to them (kustomize's nameReference).
 
+use std::collections::HashMap;
+
 use serde_yaml::Value;
 
 use crate::fieldspec::{self, Create, NameBackRef};
@@ -11,11 +13,7 @@ use crate::yaml::{self as y, scalar_str};
 
 type R<T> = Result<T, String>;
 
-fn subset_for(res: &[Resource], referrer: usize) -> R<Vec<usize>> {
-    let rid = res[referrer].cur_id();
-    if rid.cluster_scoped {
-        return Ok((0..res.len()).collect());
-    }
+fn rolebinding_namespaces(res: &[Resource], referrer: usize) -> R<Vec<String>> {
     let mut rb_ns: Vec<String> = Vec::new();
     if res[referrer].kind() == "RoleBinding"
         && let Some(Value::Sequence(subjects)) = y::get(&res[referrer].obj, "subjects")
@@ -28,27 +26,34 @@ fn subset_for(res: &[Resource], referrer: usize) -> R<Vec<usize>> {
                     Value::String(n) => rb_ns.push(n.clone()),
                     _ => {
                         return Err(format!(
-                            "Invalid Input: namespace is blank for resource \"{rid}\""
+                            "Invalid Input: namespace is blank for resource \"{}\"",
+                            res[referrer].cur_id()
                         ));
                     }
                 }
             }
         }
     }
-    let mut out = Vec::new();
-    for (i, r) in res.iter().enumerate() {
-        let id = r.cur_id();
-        if id.cluster_scoped || id.ns_equals(&rid) || rb_ns.contains(&r.namespace()) {
-            out.push(i);
-        }
-    }
-    Ok(out)
+    Ok(rb_ns)
+}
+
+/// Per-resource facts computed once per fix-up run.
+struct Info {
+    cur: ResId,
+    org: ResId,
+    prev: Vec<ResId>,
+    kind: String,
+    name: String,
+    namespace: String,
 }
 
 struct Ctx<'a> {
     res: &'a [Resource],
+    infos: &'a [Info],
+    by_prev_name: &'a HashMap<String, Vec<usize>>,
     referrer: usize,
-    candidates: Vec<usize>,
+    /// Whether a resource may be referenced by the referrer.
+    allowed: &'a dyn Fn(usize) -> bool,
     target: Gvk,
     path: String,
     referrals: Vec<usize>,
@@ -57,14 +62,15 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn select(&self, old: &str, cands: &[usize], by_ns: bool) -> R<Option<usize>> {
         let res = self.res;
+        let infos = self.infos;
         let referrer = &res[self.referrer];
         let mut c: Vec<usize> = cands
             .iter()
             .copied()
-            .filter(|&i| res[i].prev_ids().iter().any(|id| id.name == old))
+            .filter(|&i| infos[i].prev.iter().any(|id| id.name == old))
             .filter(|&i| {
-                res[i]
-                    .prev_ids()
+                infos[i]
+                    .prev
                     .iter()
                     .any(|id| id.gvk.is_selected(&self.target))
             })
@@ -76,14 +82,14 @@ impl Ctx<'_> {
             let k = y::get(rr, "kind").and_then(scalar_str);
             if let (Some(g), Some(k)) = (g, k) {
                 let gvk = Gvk::new(&g, "", &k);
-                c.retain(|&i| res[i].prev_ids().iter().any(|id| id.gvk.is_selected(&gvk)));
+                c.retain(|&i| infos[i].prev.iter().any(|id| id.gvk.is_selected(&gvk)));
             }
         }
-        let rid = referrer.cur_id();
+        let rid = &infos[self.referrer].cur;
         if !rid.cluster_scoped {
             c.retain(|&i| {
-                let id = res[i].cur_id();
-                id.cluster_scoped || res[i].kind() == "ServiceAccount" || rid.ns_equals(&id)
+                let id = &infos[i].cur;
+                id.cluster_scoped || infos[i].kind == "ServiceAccount" || rid.ns_equals(id)
             });
         }
         if c.len() == 1 {
@@ -97,15 +103,14 @@ impl Ctx<'_> {
             0 => Ok(None),
             1 => Ok(Some(c[0])),
             _ => {
-                let first = &res[c[0]];
+                let first = &infos[c[0]];
                 let same = c.iter().all(|&i| {
-                    res[i].name() == first.name()
-                        && (!by_ns || res[i].namespace() == first.namespace())
+                    infos[i].name == first.name && (!by_ns || infos[i].namespace == first.namespace)
                 });
                 if same {
                     Ok(Some(c[0]))
                 } else {
-                    let ids: Vec<String> = c.iter().map(|&i| res[i].cur_id().to_string()).collect();
+                    let ids: Vec<String> = c.iter().map(|&i| infos[i].cur.to_string()).collect();
                     Err(format!(
                         "found multiple possible referrals: {}",
                         ids.join(", ")
@@ -115,12 +120,19 @@ impl Ctx<'_> {
         }
     }
 
+    fn candidates(&self, old: &str) -> Vec<usize> {
+        self.by_prev_name
+            .get(old)
+            .map(|v| v.iter().copied().filter(|&i| (self.allowed)(i)).collect())
+            .unwrap_or_default()
+    }
+
     fn set_scalar(&mut self, node: &mut Value) -> R<()> {
         let old = scalar_str(node).unwrap_or_default();
-        let cands = self.candidates.clone();
+        let cands = self.candidates(&old);
         if let Some(i) = self.select(&old, &cands, false)? {
             self.referrals.push(i);
-            let name = self.res[i].name();
+            let name = self.infos[i].name.clone();
             if name != old {
                 *node = Value::String(name);
             }
@@ -133,30 +145,24 @@ impl Ctx<'_> {
             return Err("path config error; no 'name' field in node".into());
         };
         let old = scalar_str(name_node).unwrap_or_default();
+        let all = self.candidates(&old);
         let cands: Vec<usize> = match y::get(node, "namespace") {
-            None => self.candidates.clone(),
+            None => all,
             Some(nsv) => {
                 let ns = scalar_str(nsv).unwrap_or_default();
-                let org: Vec<usize> = self
-                    .candidates
-                    .iter()
-                    .copied()
-                    .filter(|&i| {
-                        let id = self.res[i].org_id();
-                        !id.cluster_scoped && id.effective_namespace() == ns
-                    })
-                    .collect();
-                let org_has = self.candidates.iter().any(|&i| {
-                    let id = self.res[i].org_id();
-                    id.effective_namespace() == ns
-                });
+                // kustomize groups all candidates by namespace; only those
+                // sharing the old name can be selected, so filtering the
+                // name-matching ones gives the same result.
+                let org_has = (0..self.infos.len())
+                    .filter(|&i| (self.allowed)(i))
+                    .any(|i| self.infos[i].org.effective_namespace() == ns);
                 if org_has {
-                    org
+                    all.into_iter()
+                        .filter(|&i| self.infos[i].org.effective_namespace() == ns)
+                        .collect()
                 } else {
-                    self.candidates
-                        .iter()
-                        .copied()
-                        .filter(|&i| self.res[i].cur_id().effective_namespace() == ns)
+                    all.into_iter()
+                        .filter(|&i| self.infos[i].cur.effective_namespace() == ns)
                         .collect()
                 }
             }
@@ -165,7 +171,7 @@ impl Ctx<'_> {
             return Ok(());
         };
         self.referrals.push(i);
-        let (name, ns) = (self.res[i].name(), self.res[i].namespace());
+        let (name, ns) = (self.infos[i].name.clone(), self.infos[i].namespace.clone());
         if name == old && ns.is_empty() {
             return Ok(());
         }
@@ -211,18 +217,50 @@ pub fn fix(res: &mut [Resource], backrefs: &[NameBackRef]) -> R<()> {
             }
         }
     }
+    let infos: Vec<Info> = res
+        .iter()
+        .map(|r| Info {
+            cur: r.cur_id(),
+            org: r.org_id(),
+            prev: r.prev_ids(),
+            kind: r.kind(),
+            name: r.name(),
+            namespace: r.namespace(),
+        })
+        .collect();
+    let mut by_prev_name: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, inf) in infos.iter().enumerate() {
+        let mut names: Vec<&String> = inf.prev.iter().map(|p| &p.name).collect();
+        names.dedup();
+        for n in names {
+            let v = by_prev_name.entry(n.clone()).or_default();
+            if v.last() != Some(&i) {
+                v.push(i);
+            }
+        }
+    }
     for i in 0..res.len() {
         if filters[i].is_empty() {
             continue;
         }
-        let candidates = subset_for(res, i)?;
+        let rb_ns = rolebinding_namespaces(res, i)?;
+        let rid = infos[i].cur.clone();
+        let allowed = |j: usize| -> bool {
+            if rid.cluster_scoped {
+                return true;
+            }
+            let id = &infos[j].cur;
+            id.cluster_scoped || id.ns_equals(&rid) || rb_ns.contains(&infos[j].namespace)
+        };
         let mut obj = res[i].obj.clone();
         let mut all_referrals = Vec::new();
         for (spec, target) in &filters[i] {
             let mut ctx = Ctx {
                 res,
+                infos: &infos,
+                by_prev_name: &by_prev_name,
                 referrer: i,
-                candidates: candidates.clone(),
+                allowed: &allowed,
                 target: target.clone(),
                 path: spec.path.clone(),
                 referrals: Vec::new(),

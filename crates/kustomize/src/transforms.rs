@@ -420,8 +420,16 @@ pub fn legacy_sort(res: &mut [Resource], opts: Option<&LegacySortOptions>) {
         }
         0
     };
-    res.sort_by(|a, b| {
-        let (ia, ib) = (a.cur_id(), b.cur_id());
+    let mut keyed: Vec<(ResId, String, usize)> = res
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let id = r.cur_id();
+            let s = id_sort_string(&id);
+            (id, s, i)
+        })
+        .collect();
+    keyed.sort_by(|(ia, sa_id, _), (ib, sb_id, _)| {
         if ia.gvk != ib.gvk {
             let (oa, ob) = (order(&ia.gvk.kind), order(&ib.gvk.kind));
             if oa != ob {
@@ -436,6 +444,11 @@ pub fn legacy_sort(res: &mut [Resource], opts: Option<&LegacySortOptions>) {
             }
             return sa.cmp(&sb);
         }
-        id_sort_string(&ia).cmp(&id_sort_string(&ib))
+        sa_id.cmp(sb_id)
     });
+    let mut taken: Vec<Option<Resource>> =
+        res.iter_mut().map(|r| Some(std::mem::take(r))).collect();
+    for (slot, (_, _, i)) in res.iter_mut().zip(keyed) {
+        *slot = taken[i].take().unwrap_or_default();
+    }
 }
