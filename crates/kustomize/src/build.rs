@@ -104,15 +104,28 @@ fn add_transformation(res: &mut [Resource], o: &Origin) {
 
 // ------------------------------------------------------------ accumulator
 
+type IdKey = (crate::resid::Gvk, String, String);
+
 #[derive(Debug, Default, Clone)]
 struct Acc {
     res: Vec<Resource>,
     config: TransformerConfig,
     vars: Vec<Var>,
+    /// Current ids of `res`, kept while resources are only appended.
+    ids: Option<std::collections::HashSet<IdKey>>,
+}
+
+fn id_key(id: &crate::resid::ResId) -> IdKey {
+    (
+        id.gvk.clone(),
+        id.name.clone(),
+        id.effective_namespace().to_string(),
+    )
 }
 
 impl Acc {
     fn append(&mut self, r: Resource) -> Result<()> {
+        self.ids = None;
         let id = r.cur_id();
         if self.res.iter().any(|o| o.cur_id().equals(&id)) {
             return Err(Error::DuplicateId(id.to_string()));
@@ -121,26 +134,23 @@ impl Acc {
         Ok(())
     }
     fn append_all(&mut self, rs: Vec<Resource>) -> Result<()> {
-        let key = |id: &crate::resid::ResId| {
-            (
-                id.gvk.clone(),
-                id.name.clone(),
-                id.effective_namespace().to_string(),
-            )
+        let mut seen = match self.ids.take() {
+            Some(s) => s,
+            None => self.res.iter().map(|r| id_key(&r.cur_id())).collect(),
         };
-        let mut seen: std::collections::HashSet<_> =
-            self.res.iter().map(|r| key(&r.cur_id())).collect();
         for r in rs {
             let id = r.cur_id();
-            if !seen.insert(key(&id)) {
+            if !seen.insert(id_key(&id)) {
                 return Err(Error::DuplicateId(id.to_string()));
             }
             self.res.push(r);
         }
+        self.ids = Some(seen);
         Ok(())
     }
     /// kustomize's appendReplaceOrMerge, for generated resources.
     fn absorb(&mut self, mut r: Resource) -> Result<()> {
+        self.ids = None;
         let id = r.cur_id();
         let matches: Vec<usize> = self
             .res
@@ -628,6 +638,7 @@ impl<'a> Builder<'a> {
     }
 
     fn run_generators(&mut self, t: &Target, acc: &mut Acc) -> Result<()> {
+        acc.ids = None;
         let mut gens: Vec<(Resource, Option<Origin>)> = Vec::new();
         let gopts = t.k.generator_options.as_ref();
         for (secret, list) in [
@@ -770,6 +781,7 @@ impl<'a> Builder<'a> {
     }
 
     fn run_transformers(&mut self, t: &Target, acc: &mut Acc) -> Result<()> {
+        acc.ids = None;
         let k = &t.k;
         let tc = acc.config.clone();
         let kfile = t.root.join(&t.kust_file);

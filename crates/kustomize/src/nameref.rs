@@ -206,17 +206,6 @@ impl Ctx<'_> {
 /// Runs the name-reference fix-up over all resources.
 pub fn fix(res: &mut [Resource], backrefs: &[NameBackRef]) -> R<()> {
     // filters per referrer, in resource order
-    let mut filters: Vec<Vec<(FieldSpec, Gvk)>> = vec![Vec::new(); res.len()];
-    for br in backrefs {
-        for spec in &br.field_specs {
-            let sg = fieldspec::fs_gvk(spec);
-            for (i, r) in res.iter().enumerate() {
-                if r.org_id().gvk.is_selected(&sg) {
-                    filters[i].push((spec.clone(), br.gvk()));
-                }
-            }
-        }
-    }
     let infos: Vec<Info> = res
         .iter()
         .map(|r| Info {
@@ -228,6 +217,17 @@ pub fn fix(res: &mut [Resource], backrefs: &[NameBackRef]) -> R<()> {
             namespace: r.namespace(),
         })
         .collect();
+    let mut filters: Vec<Vec<(FieldSpec, Gvk)>> = vec![Vec::new(); res.len()];
+    for br in backrefs {
+        for spec in &br.field_specs {
+            let sg = fieldspec::fs_gvk(spec);
+            for (i, inf) in infos.iter().enumerate() {
+                if inf.org.gvk.is_selected(&sg) {
+                    filters[i].push((spec.clone(), br.gvk()));
+                }
+            }
+        }
+    }
     let mut by_prev_name: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, inf) in infos.iter().enumerate() {
         let mut names: Vec<&String> = inf.prev.iter().map(|p| &p.name).collect();

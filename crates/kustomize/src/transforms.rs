@@ -94,9 +94,15 @@ pub fn namespace(
             fieldspec::apply(&mut r.obj, fs, Create::Scalar, &mut setter)
                 .map_err(|e| format!("namespace transformation failed: {e}"))?;
         }
-        let id = res[i].cur_id();
-        let n = res.iter().filter(|o| o.cur_id().equals(&id)).count();
-        if n != 1 {
+    }
+    let mut seen = std::collections::HashSet::new();
+    for r in res.iter().filter(|r| !r.is_empty_obj()) {
+        let id = r.cur_id();
+        if !seen.insert((
+            id.gvk.clone(),
+            id.name.clone(),
+            id.effective_namespace().to_string(),
+        )) {
             return Err(format!(
                 "namespace transformation produces ID conflict: {id}"
             ));
