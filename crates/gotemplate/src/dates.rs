@@ -284,7 +284,12 @@ pub fn register(m: &mut HashMap<String, Func>) {
         "duration".into(),
         Arc::new(|_, a| {
             Ok(Value::str(duration_string(
-                a.first().map(crate::funcs::to_i64).unwrap_or(0),
+                // sprig's duration reads only an int64 or a decimal string
+                match a.first() {
+                    Some(Value::Int(i, IntKind::Int64)) => *i,
+                    Some(Value::Str(s)) => s.parse().unwrap_or(0),
+                    _ => 0,
+                },
             )))
         }),
     );

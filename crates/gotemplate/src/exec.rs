@@ -706,8 +706,19 @@ impl Exec<'_> {
             return Err(self.err(format!("{name:?} is not a defined function")));
         };
         let mut vals = Vec::with_capacity(args.len());
-        for a in &args[1..] {
-            vals.push(self.eval_arg(dot, a)?);
+        for (i, a) in args[1..].iter().enumerate() {
+            let v = self.eval_arg(dot, a)?;
+            // A nil read from a map is a nil interface{}, which Go will not pass where a map
+            // is expected (a nil variable or pipeline result becomes a nil map instead).
+            if v.is_nil()
+                && matches!(a, Arg::Field { .. } | Arg::Chain { .. } | Arg::Variable { idents: _, .. } if !matches!(a, Arg::Variable { idents, .. } if idents.is_empty()))
+                && takes_map(name, i, args.len() - 1)
+            {
+                return Err(self.err(
+                    "wrong type for value; expected map[string]interface {}; got interface {}",
+                ));
+            }
+            vals.push(v);
         }
         if let Some(fv) = fin {
             vals.push(fv);
@@ -718,6 +729,17 @@ impl Exec<'_> {
             Ok(v) => Ok(v),
             Err(e) => Err(self.err(format!("error calling {name}: {e}"))),
         }
+    }
+}
+
+/// Whether parameter `i` (of `n`) of a sprig function is a `map[string]interface{}`.
+fn takes_map(name: &str, i: usize, n: usize) -> bool {
+    match name {
+        "hasKey" | "get" | "set" | "unset" | "pick" | "omit" | "values" => i == 0,
+        "merge" | "mergeOverwrite" | "mustMerge" | "mustMergeOverwrite" | "keys" => true,
+        "pluck" => i > 0,
+        "dig" => i + 1 == n,
+        _ => false,
     }
 }
 

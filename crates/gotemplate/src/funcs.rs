@@ -297,12 +297,35 @@ fn title(s: &str) -> String {
         } else {
             out.push(c);
         }
-        prev_sep = !(c.is_alphanumeric() || c == '_' || c == '\'');
-        if c.is_ascii() {
-            prev_sep = !(c.is_ascii_alphanumeric() || c == '_' || c == '\'');
-        }
+        // strings.Title's isSeparator: ASCII alphanumerics and '_' are not separators,
+        // other ASCII is; letters and digits elsewhere are not, spaces are.
+        prev_sep = if c.is_ascii() {
+            !(c.is_ascii_alphanumeric() || c == '_')
+        } else {
+            !c.is_alphanumeric()
+        };
     }
     out
+}
+
+/// strings.ToUpper: a rune without a single-rune upper case stays as it is.
+pub fn go_upper(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut u = c.to_uppercase();
+            match (u.next(), u.next()) {
+                (Some(x), None) => x,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// strings.ToLower: the first rune of the lower case mapping.
+pub fn go_lower(s: &str) -> String {
+    s.chars()
+        .map(|c| c.to_lowercase().next().unwrap_or(c))
+        .collect()
 }
 
 fn untitle(s: &str) -> String {
@@ -839,8 +862,8 @@ fn eval_args_str(a: Args) -> String {
 
 fn strings(m: &mut HashMap<String, Func>) {
     reg(m, "hello", |_, _| Ok(Value::str("Hello!")));
-    reg(m, "upper", |_, a| Ok(Value::str(s(a, 0)?.to_uppercase())));
-    reg(m, "lower", |_, a| Ok(Value::str(s(a, 0)?.to_lowercase())));
+    reg(m, "upper", |_, a| Ok(Value::str(go_upper(&s(a, 0)?))));
+    reg(m, "lower", |_, a| Ok(Value::str(go_lower(&s(a, 0)?))));
     reg(m, "title", |_, a| Ok(Value::str(title(&s(a, 0)?))));
     reg(m, "untitle", |_, a| Ok(Value::str(untitle(&s(a, 0)?))));
     reg(m, "substr", |_, a| {
@@ -1110,10 +1133,7 @@ fn strings(m: &mut HashMap<String, Func>) {
         arity("join", a, 2)?;
         let sep = s(a, 0)?;
         let parts: Vec<String> = match &a[1] {
-            Value::List(l) => l
-                .iter()
-                .map(|x| if x.is_nil() { String::new() } else { strval(x) })
-                .collect(),
+            Value::List(l) => l.iter().filter(|x| !x.is_nil()).map(strval).collect(),
             Value::Nil => vec![],
             o => vec![strval(o)],
         };

@@ -737,7 +737,7 @@ pub fn parse(
         range_depth: 0,
     };
     let (root, _) = p.item_list(&[]).map_err(ParseError)?;
-    let mut out = HashMap::new();
+    let mut out: HashMap<String, Arc<Tree>> = HashMap::new();
     for (dname, body) in std::mem::take(&mut p.defs) {
         let t = Tree {
             name: dname.clone(),
@@ -745,9 +745,17 @@ pub fn parse(
             text: text_arc.clone(),
             root: body,
         };
-        // A later definition replaces an earlier one unless it is empty.
-        if out.contains_key(&dname) && is_empty_tree(&t.root) {
-            continue;
+        // A later definition replaces an earlier one unless either is empty; two non-empty
+        // definitions in one text are an error.
+        if let Some(old) = out.get(&dname) {
+            if is_empty_tree(&t.root) {
+                continue;
+            }
+            if !is_empty_tree(&old.root) {
+                return Err(ParseError(format!(
+                    "template: {name}:1: template: multiple definition of template {dname:?}"
+                )));
+            }
         }
         out.insert(dname, Arc::new(t));
     }

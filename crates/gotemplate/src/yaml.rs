@@ -279,7 +279,16 @@ pub fn parse_all(text: &str, numbers: Numbers) -> Result<Vec<Value>, String> {
         doc_started: false,
     };
     let mut p = Parser::new_from_str(text);
-    p.load(&mut b, true).map_err(|e| format!("yaml: {e}"))?;
+    p.load(&mut b, true).map_err(|e| {
+        // go-yaml's form: "yaml: line N: problem"
+        let info = e.info();
+        let problem = match info.split_once(", ") {
+            Some((ctx, rest)) if ctx.starts_with("while ") => rest,
+            _ => info,
+        };
+        let lines = text.lines().count().max(1);
+        format!("yaml: line {}: {problem}", e.marker().line().min(lines))
+    })?;
     if let Some(e) = b.err {
         return Err(e);
     }

@@ -17,7 +17,13 @@ fn cases_dir() -> PathBuf {
 fn render_case(dir: &Path) -> Result<String, String> {
     let args = std::fs::read_to_string(dir.join("args")).map_err(|e| e.to_string())?;
     let toks: Vec<&str> = args.split_whitespace().collect();
-    let (mut ns, mut kube, mut apis, mut crds, mut skip_tests) = ("default".to_string(), "1.20.0".to_string(), vec![], false, false);
+    let (mut ns, mut kube, mut apis, mut crds, mut skip_tests) = (
+        "default".to_string(),
+        "1.20.0".to_string(),
+        vec![],
+        false,
+        false,
+    );
     let mut i = 0;
     while i < toks.len() {
         match toks[i] {
@@ -43,17 +49,29 @@ fn render_case(dir: &Path) -> Result<String, String> {
     let vals = std::fs::read_to_string(dir.join("values.yaml")).unwrap_or_default();
     let user = ferroflux_helm::user_values(&[vals], &[]).map_err(|e| e.to_string())?;
     let opts = RenderOptions {
-        release: ReleaseOptions { name: "rel".into(), namespace: ns, ..Default::default() },
+        release: ReleaseOptions {
+            name: "rel".into(),
+            namespace: ns,
+            ..Default::default()
+        },
         capabilities: Capabilities::new(&kube, &apis),
         strict: false,
     };
-    let r = ferroflux_helm::render_chart(&chart, &user, &opts, &mut ferroflux_gotemplate::FixedHost::default())
-        .map_err(|e| e.to_string())?;
+    let r = ferroflux_helm::render_chart(
+        &chart,
+        &user,
+        &opts,
+        &mut ferroflux_gotemplate::FixedHost::default(),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(ferroflux_helm::template_output(&r, crds, skip_tests))
 }
 
 fn docs(text: &str) -> Result<Vec<Value>, String> {
-    Ok(yaml::parse_all(text, Numbers::Native)?.into_iter().filter(|d| !d.is_nil()).collect())
+    Ok(yaml::parse_all(text, Numbers::Native)?
+        .into_iter()
+        .filter(|d| !d.is_nil())
+        .collect())
 }
 
 fn check(dir: &Path) -> Result<(), String> {
@@ -68,7 +86,11 @@ fn check(dir: &Path) -> Result<(), String> {
     let expected = std::fs::read_to_string(dir.join("expected.yaml")).map_err(|e| e.to_string())?;
     let (want, got) = (docs(&expected)?, docs(&out)?);
     if want.len() != got.len() {
-        return Err(format!("expected {} documents, got {}", want.len(), got.len()));
+        return Err(format!(
+            "expected {} documents, got {}",
+            want.len(),
+            got.len()
+        ));
     }
     for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
         if !w.deep_eq(g) {
@@ -85,18 +107,30 @@ fn corpus() {
         eprintln!("corpus not found at {}; skipping", dir.display());
         return;
     };
-    let mut cases: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("args").exists()).collect();
+    let mut cases: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join("args").exists())
+        .collect();
     cases.sort();
     let results = std::thread::Builder::new()
         .stack_size(256 << 20)
-        .spawn(move || cases.iter().map(|c| (c.clone(), check(c))).collect::<Vec<_>>())
+        .spawn(move || {
+            cases
+                .iter()
+                .map(|c| (c.clone(), check(c)))
+                .collect::<Vec<_>>()
+        })
         .expect("spawn")
         .join()
         .expect("renderer thread");
     let mut passed = 0;
     let mut failed = Vec::new();
     for (c, r) in &results {
-        let name = c.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = c
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         match r {
             Ok(()) => passed += 1,
             Err(e) => failed.push(format!("{name}: {e}")),
@@ -106,5 +140,8 @@ fn corpus() {
         println!("FAIL {f}");
     }
     println!("corpus: {passed} passed, {} failed", failed.len());
-    assert!(passed >= FLOOR, "corpus pass count {passed} dropped below the floor {FLOOR}");
+    assert!(
+        passed >= FLOOR,
+        "corpus pass count {passed} dropped below the floor {FLOOR}"
+    );
 }
