@@ -34,8 +34,7 @@ pub fn namespace(
     if ns.is_empty() {
         return Ok(());
     }
-    for i in 0..res.len() {
-        let r = &mut res[i];
+    for r in res.iter_mut() {
         if r.is_empty_obj() {
             continue;
         }
