@@ -268,6 +268,31 @@ pub async fn run<K, R>(
         + 'static,
     R: Reconciler<K>,
 {
+    run_with(ctx, reconciler, args, default_concurrency, shutdown, |c| c).await;
+}
+
+/// Like [`run`], with a hook to add triggers to the kube-runtime `Controller` before it
+/// starts — e.g. `.watches(...)` on the sources a kind consumes, so that a new artifact
+/// reconciles its consumers at once instead of at their next interval.
+pub async fn run_with<K, R, F>(
+    ctx: Arc<Context>,
+    reconciler: Arc<R>,
+    args: &RuntimeArgs,
+    default_concurrency: u16,
+    shutdown: Shutdown,
+    customize: F,
+) where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+    R: Reconciler<K>,
+    F: FnOnce(Controller<K>) -> Controller<K>,
+{
     let api: Api<K> = match args.watch_namespace() {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
@@ -291,7 +316,7 @@ pub async fn run<K, R>(
         failures: Mutex::default(),
     });
     let concurrency = args.concurrent_or(default_concurrency);
-    Controller::for_stream(stream, reader)
+    customize(Controller::for_stream(stream, reader))
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown.wait())
         .run(reconcile_one::<K, R>, error_policy::<K, R>, state)

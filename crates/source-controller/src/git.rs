@@ -1,0 +1,717 @@
+//! Git operations with gix, all blocking (run them in `spawn_blocking`):
+//!
+//! * one bare repository per GitRepository object in the cache directory, kept between
+//!   reconciles, so a new commit only costs its new objects (the previous tip is sent as a
+//!   `have` during negotiation);
+//! * the remote refs are listed first (one handshake; for `semver` a second one after the tag
+//!   was chosen); when the resolved commit equals the caller's last commit, no pack is fetched;
+//! * shallow (depth 1) fetches for branch, tag, semver and name refs; full history for commits;
+//! * checkout of a commit's tree into a directory, written by walking the tree objects.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use gix::bstr::ByteSlice;
+use gix::protocol::handshake::Ref;
+use gix::remote::Direction;
+
+use crate::semver_tags::{Constraint, latest_matching};
+
+/// What to check out (Flux's precedence: commit, name, semver, tag, branch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitRef {
+    /// A branch (`refs/heads/<b>`).
+    Branch(String),
+    /// A tag (`refs/tags/<t>`).
+    Tag(String),
+    /// The highest tag satisfying a semver constraint.
+    Semver(String),
+    /// A full reference name (`refs/heads/main`, `refs/pull/1/head`).
+    Name(String),
+    /// A commit, optionally on a branch.
+    Commit {
+        /// Full or abbreviated hex.
+        commit: String,
+        /// Branch to fetch it from; every branch when absent.
+        branch: Option<String>,
+    },
+}
+
+impl GitRef {
+    /// From the API reference (already defaulted to branch `master`).
+    pub fn from_spec(r: &ferroflux_api::source::GitRepositoryRef) -> GitRef {
+        if let Some(c) = r.commit.as_deref().filter(|c| !c.is_empty()) {
+            return GitRef::Commit {
+                commit: c.to_lowercase(),
+                branch: r.branch.clone().filter(|b| !b.is_empty()),
+            };
+        }
+        if let Some(n) = r.name.as_deref().filter(|n| !n.is_empty()) {
+            return GitRef::Name(n.to_string());
+        }
+        if let Some(s) = r.semver.as_deref().filter(|s| !s.is_empty()) {
+            return GitRef::Semver(s.to_string());
+        }
+        if let Some(t) = r.tag.as_deref().filter(|t| !t.is_empty()) {
+            return GitRef::Tag(t.to_string());
+        }
+        GitRef::Branch(
+            r.branch
+                .clone()
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| "master".to_string()),
+        )
+    }
+
+    /// Whether a depth-1 fetch is enough.
+    pub fn shallow(&self) -> bool {
+        !matches!(self, GitRef::Commit { .. })
+    }
+}
+
+/// Credentials and TLS settings from `spec.secretRef`.
+#[derive(Default, Clone)]
+pub struct Auth {
+    /// HTTP basic auth.
+    pub basic: Option<(String, String)>,
+    /// `Authorization: Bearer <token>`.
+    pub bearer_token: Option<String>,
+    /// Extra CA certificates (PEM).
+    pub ca_pem: Option<Vec<u8>>,
+    /// Client certificate and key (PEM, concatenated).
+    pub client_identity_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("basic", &self.basic.as_ref().map(|(u, _)| u))
+            .field("bearer_token", &self.bearer_token.is_some())
+            .field("ca", &self.ca_pem.is_some())
+            .field("client_cert", &self.client_identity_pem.is_some())
+            .finish()
+    }
+}
+
+/// A resolved commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// Flux's revision string.
+    pub revision: String,
+    /// The commit's hex id.
+    pub commit: String,
+}
+
+/// How the fetch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchOutcome {
+    /// The remote still points at the caller's last commit: nothing was fetched.
+    Unchanged(Resolved),
+    /// The commit is in the cache repository (fetched now or already present).
+    Ready(Resolved),
+}
+
+/// Classified git failures.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// The server refused our credentials or wants some.
+    #[error("{0}")]
+    Auth(String),
+    /// The reference does not exist on the remote.
+    #[error("{0}")]
+    RefNotFound(String),
+    /// The URL cannot be used.
+    #[error("{0}")]
+    InvalidUrl(String),
+    /// Timed out.
+    #[error("{0}")]
+    Timeout(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Flux's revision for a resolved ref.
+pub fn revision_for(r: &GitRef, resolved_name: Option<&str>, commit_hex: &str) -> String {
+    match r {
+        GitRef::Branch(b) => format!("{b}@sha1:{commit_hex}"),
+        GitRef::Tag(t) => format!("{t}@sha1:{commit_hex}"),
+        GitRef::Semver(_) => format!("{}@sha1:{commit_hex}", resolved_name.unwrap_or_default()),
+        GitRef::Name(n) => format!("{n}@sha1:{commit_hex}"),
+        GitRef::Commit {
+            branch: Some(b), ..
+        } => format!("{b}@sha1:{commit_hex}"),
+        GitRef::Commit { branch: None, .. } => format!("sha1:{commit_hex}"),
+    }
+}
+
+/// The commit hex of a Flux revision (`main@sha1:<hex>`, `sha1:<hex>`, legacy `main/<hex>`).
+pub fn commit_of_revision(rev: &str) -> Option<&str> {
+    if let Some((_, hex)) = rev.rsplit_once("sha1:") {
+        return Some(hex);
+    }
+    rev.rsplit('/').next().filter(|h| h.len() == 40)
+}
+
+fn err_text(e: &dyn std::fmt::Debug, d: &dyn std::fmt::Display) -> (String, String) {
+    (format!("{d}"), format!("{e:?}"))
+}
+
+fn classify(context: &str, display: String, debug: String) -> GitError {
+    let hay = format!("{display} {debug}").to_lowercase();
+    if hay.contains("authentication")
+        || hay.contains("permissiondenied")
+        || hay.contains("401")
+        || hay.contains("403 forbidden")
+    {
+        return GitError::Auth(format!(
+            "{context}: authentication required or credentials rejected by the remote (check spec.secretRef): {display}"
+        ));
+    }
+    if hay.contains("interrupt") || hay.contains("timed out") || hay.contains("timeout") {
+        return GitError::Timeout(format!("{context}: operation timed out: {display}"));
+    }
+    GitError::Other(format!("{context}: {display}"))
+}
+
+fn open_cache(dir: &Path) -> Result<gix::Repository, GitError> {
+    let open =
+        |d: &Path| gix::open_opts(d, gix::open::Options::isolated()).map_err(|e| e.to_string());
+    if dir.join("HEAD").exists() {
+        match open(dir) {
+            Ok(r) => return Ok(r),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "discarding broken git cache");
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        GitError::Other(format!("failed to create cache dir {}: {e}", dir.display()))
+    })?;
+    gix::ThreadSafeRepository::init_opts(
+        dir,
+        gix::create::Kind::Bare,
+        gix::create::Options::default(),
+        gix::open::Options::isolated(),
+    )
+    .map(|r| r.to_thread_local())
+    .map_err(|e| GitError::Other(format!("failed to init cache repository: {e}")))
+}
+
+fn http_options(
+    auth: &Auth,
+    timeout: Duration,
+) -> Result<gix::protocol::transport::client::blocking_io::http::Options, GitError> {
+    use gix::protocol::transport::client::blocking_io::http;
+    let mut opts = http::Options {
+        user_agent: Some("ferroflux-source-controller".into()),
+        connect_timeout: Some(timeout.min(Duration::from_secs(30))),
+        ..Default::default()
+    };
+    if let Some(t) = &auth.bearer_token {
+        opts.extra_headers
+            .push(format!("Authorization: Bearer {t}"));
+    }
+    let ca = match &auth.ca_pem {
+        Some(pem) => Some(
+            reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| GitError::Other(format!("invalid ca.crt: {e}")))?,
+        ),
+        None => None,
+    };
+    let identity = match &auth.client_identity_pem {
+        Some(pem) => Some(
+            reqwest::Identity::from_pem(pem)
+                .map_err(|e| GitError::Other(format!("invalid tls.crt/tls.key: {e}")))?,
+        ),
+        None => None,
+    };
+    let backend = http::reqwest::Options {
+        configure_client: Some(Box::new(move |mut b: reqwest::blocking::ClientBuilder| {
+            b = b.timeout(timeout);
+            if let Some(ca) = &ca {
+                b = b.tls_certs_merge(ca.iter().cloned());
+            }
+            if let Some(id) = &identity {
+                b = b.identity(id.clone());
+            }
+            Ok(b)
+        })),
+        configure_request: None,
+    };
+    opts.backend = Some(Arc::new(std::sync::Mutex::new(backend)));
+    Ok(opts)
+}
+
+/// Inputs of one fetch.
+pub struct FetchRequest<'a> {
+    /// Remote URL.
+    pub url: &'a str,
+    /// What to check out.
+    pub reference: &'a GitRef,
+    /// Credentials.
+    pub auth: &'a Auth,
+    /// The object's cache repository.
+    pub cache_dir: &'a Path,
+    /// Budget for the network operations.
+    pub timeout: Duration,
+    /// The revision of the current artifact; when the remote still resolves to it, nothing
+    /// is fetched.
+    pub last_revision: Option<&'a str>,
+    /// Set to abort.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+fn ref_object(r: &Ref) -> Option<(String, gix::ObjectId)> {
+    match r {
+        Ref::Direct {
+            full_ref_name,
+            object,
+        } => Some((full_ref_name.to_string(), *object)),
+        Ref::Peeled {
+            full_ref_name,
+            object,
+            ..
+        } => Some((full_ref_name.to_string(), *object)),
+        Ref::Symbolic {
+            full_ref_name,
+            object,
+            ..
+        } => Some((full_ref_name.to_string(), *object)),
+        Ref::Unborn { .. } => None,
+    }
+}
+
+/// Lists the remote refs matching `refspecs` (ls-remote).
+fn list_remote(
+    repo: &gix::Repository,
+    req: &FetchRequest<'_>,
+    refspecs: &[String],
+) -> Result<Vec<(String, gix::ObjectId)>, GitError> {
+    let prepare = connect_and_prepare(repo, req, refspecs)?;
+    Ok(prepare
+        .ref_map()
+        .remote_refs
+        .iter()
+        .filter_map(ref_object)
+        .collect())
+}
+
+type Prepared<'r> = gix::remote::fetch::Prepare<
+    'static,
+    'r,
+    Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send>,
+>;
+
+fn connect_and_prepare<'r>(
+    repo: &'r gix::Repository,
+    req: &FetchRequest<'_>,
+    refspecs: &[String],
+) -> Result<Prepared<'r>, GitError> {
+    let ctx = format!("unable to fetch from '{}'", req.url);
+    let remote = repo
+        .remote_at(req.url)
+        .map_err(|e| GitError::InvalidUrl(format!("invalid URL '{}': {e}", req.url)))?
+        .with_fetch_tags(gix::remote::fetch::Tags::None)
+        .with_refspecs(refspecs.iter().map(String::as_str), Direction::Fetch)
+        .map_err(|e| GitError::Other(format!("invalid refspec {refspecs:?}: {e}")))?;
+    let is_http = req.url.starts_with("http://") || req.url.starts_with("https://");
+    let conn = remote.connect(Direction::Fetch).map_err(|e| {
+        let (d, g) = err_text(&e, &e);
+        classify(&ctx, d, g)
+    })?;
+    let basic = req.auth.basic.clone();
+    let mut conn = conn.with_credentials(move |action| match action {
+        gix::credentials::helper::Action::Get(ctx) => match &basic {
+            Some((u, p)) => Ok(Some(gix::credentials::protocol::Outcome {
+                identity: gix::sec::identity::Account {
+                    username: u.clone(),
+                    password: p.clone(),
+                    oauth_refresh_token: None,
+                },
+                next: ctx.into(),
+            })),
+            None => Ok(None),
+        },
+        _ => Ok(None),
+    });
+    if is_http {
+        conn = conn.with_transport_options(Box::new(http_options(req.auth, req.timeout)?));
+    }
+    conn.prepare_fetch(gix::progress::Discard, Default::default())
+        .map_err(|e| {
+            let (d, g) = err_text(&e, &e);
+            let low = g.to_lowercase();
+            if low.contains("none of the refspec") || low.contains("matched any") {
+                GitError::RefNotFound(format!("{ctx}: {d}"))
+            } else {
+                classify(&ctx, d, g)
+            }
+        })
+}
+
+fn has_commit(repo: &gix::Repository, hex: &str) -> Option<gix::ObjectId> {
+    let id = gix::ObjectId::from_hex(hex.as_bytes()).ok()?;
+    repo.find_object(id)
+        .ok()
+        .and_then(|o| o.try_into_commit().ok())
+        .map(|c| c.id)
+}
+
+/// Lists the remote, decides, and fetches when needed.
+pub fn fetch(req: &FetchRequest<'_>) -> Result<FetchOutcome, GitError> {
+    let repo = open_cache(req.cache_dir)?;
+    let not_found = |what: String| GitError::RefNotFound(what);
+
+    // Decide the refspec; for semver, list tags first.
+    let (refspec, want_ref, resolved_name): (String, Option<String>, Option<String>) =
+        match req.reference {
+            GitRef::Branch(b) => (
+                format!("+refs/heads/{b}:refs/heads/{b}"),
+                Some(format!("refs/heads/{b}")),
+                None,
+            ),
+            GitRef::Tag(t) => (
+                format!("+refs/tags/{t}:refs/tags/{t}"),
+                Some(format!("refs/tags/{t}")),
+                None,
+            ),
+            GitRef::Name(n) => (format!("+{n}:{n}"), Some(n.clone()), None),
+            GitRef::Semver(c) => {
+                let constraint = Constraint::parse(c)
+                    .map_err(|e| GitError::Other(format!("semver parse error: {e}")))?;
+                let tags = list_remote(&repo, req, &["+refs/tags/*:refs/tags/*".to_string()])?;
+                let names: Vec<String> = tags
+                    .iter()
+                    .filter_map(|(n, _)| n.strip_prefix("refs/tags/").map(str::to_string))
+                    .collect();
+                let best = latest_matching(&constraint, names.iter().map(String::as_str))
+                    .ok_or_else(|| not_found(format!("no match found for semver: {c}")))?
+                    .to_string();
+                (
+                    format!("+refs/tags/{best}:refs/tags/{best}"),
+                    Some(format!("refs/tags/{best}")),
+                    Some(best),
+                )
+            }
+            GitRef::Commit { commit, branch } => {
+                if commit.len() == 40
+                    && let Some(id) = has_commit(&repo, commit)
+                {
+                    let hex = id.to_string();
+                    return Ok(FetchOutcome::Ready(Resolved {
+                        revision: revision_for(req.reference, None, &hex),
+                        commit: hex,
+                    }));
+                }
+                match branch {
+                    Some(b) => (format!("+refs/heads/{b}:refs/heads/{b}"), None, None),
+                    None => ("+refs/heads/*:refs/heads/*".to_string(), None, None),
+                }
+            }
+        };
+
+    let prepare = connect_and_prepare(&repo, req, std::slice::from_ref(&refspec))?;
+    let remote_tip = match &want_ref {
+        Some(name) => {
+            let found = prepare
+                .ref_map()
+                .remote_refs
+                .iter()
+                .filter_map(ref_object)
+                .find(|(n, _)| n == name);
+            match found {
+                Some((_, id)) => Some(id),
+                None => {
+                    let what = match req.reference {
+                        GitRef::Branch(b) => format!("couldn't find remote ref 'refs/heads/{b}'"),
+                        GitRef::Tag(t) => format!("couldn't find remote ref 'refs/tags/{t}'"),
+                        _ => format!("couldn't find remote ref '{name}'"),
+                    };
+                    return Err(not_found(format!(
+                        "unable to fetch from '{}': {what}",
+                        req.url
+                    )));
+                }
+            }
+        }
+        None => None,
+    };
+
+    if let Some(tip) = remote_tip {
+        let hex = tip.to_string();
+        let resolved = Resolved {
+            revision: revision_for(req.reference, resolved_name.as_deref(), &hex),
+            commit: hex.clone(),
+        };
+        if req.last_revision == Some(resolved.revision.as_str()) {
+            return Ok(FetchOutcome::Unchanged(resolved));
+        }
+        if has_commit(&repo, &hex).is_some() {
+            return Ok(FetchOutcome::Ready(resolved));
+        }
+    }
+
+    let shallow = if req.reference.shallow() {
+        gix::remote::fetch::Shallow::DepthAtRemote(std::num::NonZeroU32::MIN)
+    } else if repo.is_shallow().unwrap_or(false) {
+        gix::remote::fetch::Shallow::undo()
+    } else {
+        gix::remote::fetch::Shallow::NoChange
+    };
+    let ctx = format!("unable to fetch from '{}'", req.url);
+    prepare
+        .with_shallow(shallow)
+        .receive(gix::progress::Discard, &req.interrupt)
+        .map_err(|e| {
+            let (d, g) = err_text(&e, &e);
+            if req.interrupt.load(Ordering::Relaxed) {
+                GitError::Timeout(format!("{ctx}: timeout of {:?} exceeded", req.timeout))
+            } else {
+                classify(&ctx, d, g)
+            }
+        })?;
+    // Re-open to see the new pack.
+    let repo = open_cache(req.cache_dir)?;
+
+    let commit = match (remote_tip, req.reference) {
+        (Some(tip), _) => tip,
+        (None, GitRef::Commit { commit, .. }) => {
+            resolve_commit(&repo, commit).ok_or_else(|| {
+                not_found(format!(
+                    "failed to resolve commit object for '{commit}': object not found"
+                ))
+            })?
+        }
+        (None, _) => return Err(GitError::Other("no remote tip".into())),
+    };
+    // Annotated tags point at tag objects: peel.
+    let commit = repo
+        .find_object(commit)
+        .map_err(|e| GitError::Other(format!("object {commit} missing after fetch: {e}")))?
+        .peel_to_commit()
+        .map_err(|e| GitError::Other(format!("{commit} is not a commit: {e}")))?
+        .id;
+    let hex = commit.to_string();
+    Ok(FetchOutcome::Ready(Resolved {
+        revision: revision_for(req.reference, resolved_name.as_deref(), &hex),
+        commit: hex,
+    }))
+}
+
+fn resolve_commit(repo: &gix::Repository, prefix: &str) -> Option<gix::ObjectId> {
+    if prefix.len() == 40 {
+        return has_commit(repo, prefix);
+    }
+    let p = gix::hash::Prefix::from_hex(prefix).ok()?;
+    repo.objects
+        .lookup_prefix(p, None)
+        .ok()
+        .flatten()
+        .and_then(Result::ok)
+        .and_then(|id| has_commit(repo, &id.to_string()))
+}
+
+/// The first line of the commit message (for events).
+pub fn commit_subject(cache_dir: &Path, commit_hex: &str) -> Option<String> {
+    let repo = open_cache(cache_dir).ok()?;
+    let id = gix::ObjectId::from_hex(commit_hex.as_bytes()).ok()?;
+    let c = repo.find_object(id).ok()?.try_into_commit().ok()?;
+    let msg = c.message_raw().ok()?.to_str_lossy().into_owned();
+    Some(msg.lines().next().unwrap_or_default().to_string())
+}
+
+fn safe_name(name: &[u8]) -> Option<&str> {
+    let s = std::str::from_utf8(name).ok()?;
+    if s.is_empty()
+        || s == "."
+        || s == ".."
+        || s.contains('/')
+        || s.contains('\0')
+        || s.eq_ignore_ascii_case(".git")
+    {
+        return None;
+    }
+    Some(s)
+}
+
+/// Writes the tree of `commit_hex` under `dest` (which must exist). `sparse` limits the
+/// checkout to these directories (cone mode: plus the files at the root).
+pub fn checkout(
+    cache_dir: &Path,
+    commit_hex: &str,
+    dest: &Path,
+    sparse: &[String],
+) -> Result<(), GitError> {
+    let repo = open_cache(cache_dir)?;
+    let id = gix::ObjectId::from_hex(commit_hex.as_bytes())
+        .map_err(|e| GitError::Other(format!("invalid commit id {commit_hex}: {e}")))?;
+    let tree = repo
+        .find_object(id)
+        .map_err(|e| GitError::Other(format!("failed to read commit {commit_hex}: {e}")))?
+        .peel_to_tree()
+        .map_err(|e| GitError::Other(format!("failed to read tree of {commit_hex}: {e}")))?;
+    let sparse: Vec<Vec<String>> = sparse
+        .iter()
+        .map(|s| {
+            s.trim_matches('/')
+                .split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .map(str::to_string)
+                .collect()
+        })
+        .filter(|v: &Vec<String>| !v.is_empty())
+        .collect();
+    write_tree(&repo, tree.id, dest, &[], &sparse)
+}
+
+fn io_err(what: &str, p: &Path, e: std::io::Error) -> GitError {
+    GitError::Other(format!("failed to {what} {}: {e}", p.display()))
+}
+
+fn write_tree(
+    repo: &gix::Repository,
+    tree_id: gix::ObjectId,
+    dir: &Path,
+    rel: &[String],
+    sparse: &[Vec<String>],
+) -> Result<(), GitError> {
+    use gix::objs::tree::EntryKind;
+    use std::os::unix::fs::PermissionsExt;
+    let obj = repo
+        .find_object(tree_id)
+        .map_err(|e| GitError::Other(format!("missing tree {tree_id}: {e}")))?;
+    let tree = obj
+        .try_into_tree()
+        .map_err(|e| GitError::Other(format!("not a tree {tree_id}: {e}")))?;
+    let decoded = tree
+        .decode()
+        .map_err(|e| GitError::Other(format!("corrupt tree {tree_id}: {e}")))?;
+    let entries: Vec<(EntryKind, Vec<u8>, gix::ObjectId)> = decoded
+        .entries
+        .iter()
+        .map(|e| (e.mode.kind(), e.filename.to_vec(), e.oid.to_owned()))
+        .collect();
+    for (kind, name, oid) in entries {
+        let Some(name) = safe_name(&name) else {
+            tracing::warn!(name = %String::from_utf8_lossy(&name), "skipping unsafe path in git tree");
+            continue;
+        };
+        let mut child_rel = rel.to_vec();
+        child_rel.push(name.to_string());
+        if !sparse.is_empty() {
+            // Cone mode: root files always; directories on or below a sparse path.
+            let wanted = match kind {
+                EntryKind::Tree => sparse.iter().any(|s| {
+                    let n = s.len().min(child_rel.len());
+                    s[..n] == child_rel[..n]
+                }),
+                _ => {
+                    rel.is_empty()
+                        || sparse
+                            .iter()
+                            .any(|s| rel.len() >= s.len() && rel[..s.len()] == s[..])
+                }
+            };
+            if !wanted {
+                continue;
+            }
+        }
+        let path: PathBuf = dir.join(name);
+        match kind {
+            EntryKind::Tree => {
+                std::fs::create_dir(&path).map_err(|e| io_err("create directory", &path, e))?;
+                write_tree(repo, oid, &path, &child_rel, sparse)?;
+            }
+            EntryKind::Blob | EntryKind::BlobExecutable => {
+                let blob = repo
+                    .find_object(oid)
+                    .map_err(|e| GitError::Other(format!("missing blob {oid}: {e}")))?;
+                std::fs::write(&path, &blob.data).map_err(|e| io_err("write", &path, e))?;
+                let mode = if kind == EntryKind::BlobExecutable {
+                    0o755
+                } else {
+                    0o644
+                };
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| io_err("chmod", &path, e))?;
+            }
+            EntryKind::Link => {
+                let blob = repo
+                    .find_object(oid)
+                    .map_err(|e| GitError::Other(format!("missing blob {oid}: {e}")))?;
+                let target = String::from_utf8_lossy(&blob.data).into_owned();
+                std::os::unix::fs::symlink(&target, &path)
+                    .map_err(|e| io_err("symlink", &path, e))?;
+            }
+            EntryKind::Commit => {
+                // A submodule: like git without --recurse-submodules, an empty directory.
+                std::fs::create_dir(&path).map_err(|e| io_err("create directory", &path, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroflux_api::source::GitRepositoryRef;
+
+    #[test]
+    fn precedence_and_revisions() {
+        let r = GitRepositoryRef {
+            branch: Some("main".into()),
+            tag: Some("v1".into()),
+            ..Default::default()
+        };
+        assert_eq!(GitRef::from_spec(&r), GitRef::Tag("v1".into()));
+        let r = GitRepositoryRef {
+            branch: Some("main".into()),
+            commit: Some("ABC".into()),
+            ..Default::default()
+        };
+        let g = GitRef::from_spec(&r);
+        assert_eq!(
+            g,
+            GitRef::Commit {
+                commit: "abc".into(),
+                branch: Some("main".into())
+            }
+        );
+        let h = "a".repeat(40);
+        assert_eq!(revision_for(&g, None, &h), format!("main@sha1:{h}"));
+        let c = GitRef::Commit {
+            commit: h.clone(),
+            branch: None,
+        };
+        assert_eq!(revision_for(&c, None, &h), format!("sha1:{h}"));
+        let n = GitRef::Name("refs/heads/main".into());
+        assert_eq!(
+            revision_for(&n, None, &h),
+            format!("refs/heads/main@sha1:{h}")
+        );
+        let s = GitRef::Semver(">=1".into());
+        assert_eq!(
+            revision_for(&s, Some("v1.2.0"), &h),
+            format!("v1.2.0@sha1:{h}")
+        );
+        assert_eq!(
+            commit_of_revision(&format!("main@sha1:{h}")),
+            Some(h.as_str())
+        );
+        assert_eq!(commit_of_revision(&format!("sha1:{h}")), Some(h.as_str()));
+        assert_eq!(commit_of_revision(&format!("main/{h}")), Some(h.as_str()));
+    }
+
+    #[test]
+    fn unsafe_names() {
+        assert!(safe_name(b"..").is_none());
+        assert!(safe_name(b".GIT").is_none());
+        assert!(safe_name(b"a/b").is_none());
+        assert_eq!(safe_name(b"ok.yaml"), Some("ok.yaml"));
+    }
+}

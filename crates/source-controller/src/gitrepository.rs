@@ -1,0 +1,603 @@
+//! The GitRepository reconciler (FLUX-API.md §1–§3): resolve the reference on the remote,
+//! fetch into the object's cache repository when the commit is new, check it out, archive it
+//! into storage and report the artifact, conditions and events the way Flux does.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, SystemTime};
+
+use ferroflux_api::constants::RECONCILE_REQUEST_ANNOTATION;
+use ferroflux_api::meta::{Artifact, Condition, condition_types as ct, reasons};
+use ferroflux_api::source::{GitRepository, GitRepositoryStatus};
+use ferroflux_artifact::archive::ArchiveOptions;
+use ferroflux_artifact::storage::{self, Storage};
+use ferroflux_runtime::conditions as cond;
+use ferroflux_runtime::{Context, ReconcileError, Reconciler, Severity};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::{Resource, ResourceExt};
+
+use crate::git::{self, Auth, FetchOutcome, FetchRequest, GitError, GitRef};
+
+/// The kind name used in storage paths and metrics.
+pub const KIND: &str = "GitRepository";
+
+/// Counter of reconciles that found the remote unchanged and skipped the fetch.
+pub const FETCH_SKIPPED_METRIC: &str = "gotk_git_fetch_skipped_total";
+
+/// The GitRepository reconciler.
+pub struct GitRepositoryReconciler {
+    /// Artifact storage.
+    pub storage: Storage,
+    /// Root of the per-object git caches.
+    pub cache_root: PathBuf,
+}
+
+/// Converts a storage record to the API's artifact.
+pub fn to_api_artifact(a: &storage::Artifact) -> Artifact {
+    let secs = a
+        .last_update_time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Artifact {
+        path: a.path.clone(),
+        url: a.url.clone(),
+        revision: a.revision.clone(),
+        digest: a.digest.clone(),
+        last_update_time: Time(Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH)),
+        size: a.size.map(|s| s as i64),
+        metadata: if a.metadata.is_empty() {
+            None
+        } else {
+            Some(a.metadata.clone())
+        },
+    }
+}
+
+/// Converts the API's artifact to a storage record.
+pub fn from_api_artifact(a: &Artifact) -> storage::Artifact {
+    let secs = a.last_update_time.0.as_second().max(0) as u64;
+    storage::Artifact {
+        path: a.path.clone(),
+        url: a.url.clone(),
+        revision: a.revision.clone(),
+        digest: a.digest.clone(),
+        last_update_time: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+        size: a.size.map(|s| s.max(0) as u64),
+        metadata: a.metadata.clone().unwrap_or_default(),
+    }
+}
+
+fn secret_str(s: &Secret, key: &str) -> Option<String> {
+    s.data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        .or_else(|| s.string_data.as_ref().and_then(|d| d.get(key).cloned()))
+}
+
+fn secret_bytes(s: &Secret, key: &str) -> Option<Vec<u8>> {
+    s.data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| b.0.clone())
+}
+
+/// Builds the auth settings from a Secret (`username`/`password`, `bearerToken`, `ca.crt`,
+/// `tls.crt`/`tls.key`).
+pub fn auth_from_secret(s: &Secret) -> Result<Auth, String> {
+    let mut auth = Auth::default();
+    match (secret_str(s, "username"), secret_str(s, "password")) {
+        (Some(u), Some(p)) => auth.basic = Some((u, p)),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err("invalid 'username'/'password': both must be set".to_string());
+        }
+        _ => {}
+    }
+    auth.bearer_token = secret_str(s, "bearerToken");
+    if auth.basic.is_some() && auth.bearer_token.is_some() {
+        return Err("both basic auth and bearer token are set; use one".to_string());
+    }
+    auth.ca_pem = secret_bytes(s, "ca.crt").or_else(|| secret_bytes(s, "caFile"));
+    match (secret_bytes(s, "tls.crt"), secret_bytes(s, "tls.key")) {
+        (Some(mut c), Some(k)) => {
+            c.push(b'\n');
+            c.extend(k);
+            auth.client_identity_pem = Some(c);
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err("'tls.crt' and 'tls.key' must both be set".to_string());
+        }
+        _ => {}
+    }
+    Ok(auth)
+}
+
+/// Whether the inputs that shape the artifact (besides the commit) are what produced the
+/// current artifact.
+fn content_config_unchanged(obj: &GitRepository, st: &GitRepositoryStatus) -> bool {
+    st.observed_ignore == obj.spec.ignore
+        && st.observed_recurse_submodules.unwrap_or(false)
+            == obj.spec.recurse_submodules.unwrap_or(false)
+        && st.observed_sparse_checkout.clone().unwrap_or_default()
+            == obj.spec.sparse_checkout.clone().unwrap_or_default()
+        && st.observed_include.clone().unwrap_or_default()
+            == obj.spec.include.clone().unwrap_or_default()
+}
+
+struct Failure {
+    reason: &'static str,
+    message: String,
+    condition: &'static str,
+    stalled: bool,
+}
+
+impl GitRepositoryReconciler {
+    fn cache_dir(&self, obj: &GitRepository) -> PathBuf {
+        self.cache_root
+            .join(obj.namespace().unwrap_or_default())
+            .join(obj.name_any())
+    }
+
+    async fn auth(&self, ctx: &Context, obj: &GitRepository) -> Result<Auth, Failure> {
+        let Some(r) = &obj.spec.secret_ref else {
+            return Ok(Auth::default());
+        };
+        let ns = obj.namespace().unwrap_or_default();
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        let secret = api.get(&r.name).await.map_err(|e| Failure {
+            reason: reasons::AUTHENTICATION_FAILED,
+            message: format!("failed to get secret '{ns}/{}': {e}", r.name),
+            condition: ct::FETCH_FAILED,
+            stalled: false,
+        })?;
+        auth_from_secret(&secret).map_err(|e| Failure {
+            reason: reasons::AUTHENTICATION_FAILED,
+            message: format!("invalid secret '{ns}/{}': {e}", r.name),
+            condition: ct::FETCH_FAILED,
+            stalled: false,
+        })
+    }
+
+    /// The reconcile proper; `st` is the status being built.
+    async fn run(
+        &self,
+        ctx: &Context,
+        obj: &GitRepository,
+        st: &mut GitRepositoryStatus,
+        conds: &mut Vec<Condition>,
+    ) -> Result<(), Failure> {
+        let generation = obj.meta().generation;
+        let url = obj.spec.url.clone();
+        if let Err(e) = gix::url::parse(gix::bstr::BStr::new(url.as_str())) {
+            return Err(Failure {
+                reason: reasons::URL_INVALID,
+                message: format!("invalid URL '{url}': {e}"),
+                condition: ct::FETCH_FAILED,
+                stalled: true,
+            });
+        }
+        let auth = self.auth(ctx, obj).await?;
+        let reference = GitRef::from_spec(&obj.spec.effective_ref());
+
+        // The current artifact may be reused when it is in storage and built from the same inputs.
+        let current = st
+            .artifact
+            .as_ref()
+            .filter(|a| self.storage.exists(&from_api_artifact(a)))
+            .cloned();
+        let reusable = current.is_some() && content_config_unchanged(obj, st);
+        let last_revision = if reusable {
+            current.as_ref().map(|a| a.revision.clone())
+        } else {
+            None
+        };
+
+        let timeout = obj.spec.timeout();
+        let cache_dir = self.cache_dir(obj);
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let outcome = {
+            let url2 = url.clone();
+            let reference = reference.clone();
+            let cache_dir = cache_dir.clone();
+            let interrupt2 = Arc::clone(&interrupt);
+            let last = last_revision.clone();
+            let task = tokio::task::spawn_blocking(move || {
+                git::fetch(&FetchRequest {
+                    url: &url2,
+                    reference: &reference,
+                    auth: &auth,
+                    cache_dir: &cache_dir,
+                    timeout,
+                    last_revision: last.as_deref(),
+                    interrupt: interrupt2,
+                })
+            });
+            match tokio::time::timeout(timeout, task).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => Err(GitError::Other(format!("git task failed: {e}"))),
+                Err(_) => {
+                    interrupt.store(true, std::sync::atomic::Ordering::Relaxed);
+                    Err(GitError::Timeout(format!(
+                        "unable to fetch from '{url}': timeout of {} exceeded",
+                        ferroflux_api::duration::format(timeout)
+                    )))
+                }
+            }
+        };
+        let outcome = outcome.map_err(|e| {
+            let reason = match e {
+                GitError::Auth(_) => reasons::AUTHENTICATION_FAILED,
+                GitError::InvalidUrl(_) => reasons::URL_INVALID,
+                _ => reasons::GIT_OPERATION_FAILED,
+            };
+            Failure {
+                reason,
+                message: format!("failed to checkout and determine revision: {e}"),
+                condition: ct::FETCH_FAILED,
+                stalled: matches!(e, GitError::InvalidUrl(_)),
+            }
+        })?;
+        cond::remove(conds, ct::FETCH_FAILED);
+
+        let now = Timestamp::now();
+        let resolved = match outcome {
+            FetchOutcome::Unchanged(r) => {
+                tracing::info!(
+                    kind = KIND, namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any(),
+                    revision = %r.revision,
+                    "no changes since last reconciliation, observed revision '{}'", r.revision
+                );
+                ctx.metrics.inc_counter(
+                    FETCH_SKIPPED_METRIC,
+                    "Reconciles that found the remote revision unchanged and fetched nothing.",
+                    &[
+                        ("kind", KIND),
+                        ("name", &obj.name_any()),
+                        ("namespace", &obj.namespace().unwrap_or_default()),
+                    ],
+                );
+                r
+            }
+            FetchOutcome::Ready(r) => r,
+        };
+
+        let same_artifact = reusable
+            && current
+                .as_ref()
+                .is_some_and(|a| a.revision == resolved.revision);
+        if !same_artifact {
+            cond::mark_true(
+                conds,
+                ct::ARTIFACT_OUTDATED,
+                reasons::NEW_REVISION,
+                &format!("new revision '{}'", resolved.revision),
+                generation,
+                now,
+            );
+            let art = self.build_artifact(obj, &cache_dir, &resolved).await?;
+            let subject = {
+                let cd = cache_dir.clone();
+                let c = resolved.commit.clone();
+                tokio::task::spawn_blocking(move || git::commit_subject(&cd, &c))
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            };
+            let mut md = BTreeMap::new();
+            md.insert("revision".to_string(), art.revision.clone());
+            md.insert("digest".to_string(), art.digest.clone());
+            ctx.events
+                .event(
+                    obj,
+                    Severity::Info,
+                    "NewArtifact",
+                    &format!("stored artifact for commit '{subject}'"),
+                    md,
+                )
+                .await;
+            st.artifact = Some(art);
+            st.observed_ignore = obj.spec.ignore.clone();
+            st.observed_recurse_submodules = obj.spec.recurse_submodules;
+            st.observed_sparse_checkout = obj.spec.sparse_checkout.clone();
+            st.observed_include = obj.spec.include.clone();
+            cond::remove(conds, ct::ARTIFACT_OUTDATED);
+        }
+        let msg = format!("stored artifact for revision '{}'", resolved.revision);
+        cond::mark_true(
+            conds,
+            ct::ARTIFACT_IN_STORAGE,
+            reasons::SUCCEEDED,
+            &msg,
+            generation,
+            now,
+        );
+        cond::mark_true(conds, ct::READY, reasons::SUCCEEDED, &msg, generation, now);
+        if let Some(a) = &st.artifact {
+            let storage = self.storage.clone();
+            let a = from_api_artifact(a);
+            let _ =
+                tokio::task::spawn_blocking(move || storage.garbage_collect(&a, SystemTime::now()))
+                    .await;
+        }
+        Ok(())
+    }
+
+    async fn build_artifact(
+        &self,
+        obj: &GitRepository,
+        cache_dir: &std::path::Path,
+        resolved: &git::Resolved,
+    ) -> Result<Artifact, Failure> {
+        let storage_fail = |reason: &'static str, message: String| Failure {
+            reason,
+            message,
+            condition: ct::STORAGE_OPERATION_FAILED,
+            stalled: false,
+        };
+        let mut art = self
+            .storage
+            .new_artifact_for(
+                KIND,
+                &obj.namespace().unwrap_or_default(),
+                &obj.name_any(),
+                &resolved.revision,
+                &format!("{}.tar.gz", resolved.commit),
+            )
+            .map_err(|e| storage_fail(reasons::INVALID_PATH, e.to_string()))?;
+        let tmp = tempfile::Builder::new()
+            .prefix("gitrepository-")
+            .tempdir()
+            .map_err(|e| {
+                storage_fail(
+                    reasons::DIRECTORY_CREATION_FAILED,
+                    format!("failed to create temporary working directory: {e}"),
+                )
+            })?;
+        let storage = self.storage.clone();
+        let cache_dir = cache_dir.to_path_buf();
+        let commit = resolved.commit.clone();
+        let sparse = obj.spec.sparse_checkout.clone().unwrap_or_default();
+        let ignore = obj.spec.ignore.clone();
+        let lock = storage
+            .lock(&art)
+            .await
+            .map_err(|e| storage_fail(reasons::ACQUIRE_LOCK_FAILED, e.to_string()))?;
+        let res = tokio::task::spawn_blocking(move || -> Result<storage::Artifact, Failure> {
+            git::checkout(&cache_dir, &commit, tmp.path(), &sparse).map_err(|e| Failure {
+                reason: reasons::GIT_OPERATION_FAILED,
+                message: format!("failed to checkout commit '{commit}': {e}"),
+                condition: ct::FETCH_FAILED,
+                stalled: false,
+            })?;
+            let matcher =
+                ferroflux_artifact::ignore::git_source_matcher(tmp.path(), ignore.as_deref())
+                    .map_err(|e| Failure {
+                        reason: reasons::READ_OPERATION_FAILED,
+                        message: format!("failed to load ignore rules: {e}"),
+                        condition: ct::STORAGE_OPERATION_FAILED,
+                        stalled: false,
+                    })?;
+            storage
+                .archive(
+                    &mut art,
+                    tmp.path(),
+                    Some(&matcher),
+                    &ArchiveOptions::default(),
+                    SystemTime::now(),
+                )
+                .map_err(|e| Failure {
+                    reason: reasons::ARCHIVE_OPERATION_FAILED,
+                    message: format!("unable to archive artifact to storage: {e}"),
+                    condition: ct::STORAGE_OPERATION_FAILED,
+                    stalled: false,
+                })?;
+            Ok(art)
+        })
+        .await
+        .map_err(|e| {
+            storage_fail(
+                reasons::ARCHIVE_OPERATION_FAILED,
+                format!("archive task failed: {e}"),
+            )
+        })?;
+        drop(lock);
+        Ok(to_api_artifact(&res?))
+    }
+}
+
+impl Reconciler<GitRepository> for GitRepositoryReconciler {
+    async fn reconcile(
+        &self,
+        obj: Arc<GitRepository>,
+        ctx: Arc<Context>,
+    ) -> Result<Duration, ReconcileError> {
+        let generation = obj.meta().generation;
+        let mut st = obj.status.clone().unwrap_or_default();
+        let mut conds = st.conditions.take().unwrap_or_default();
+        let now = Timestamp::now();
+
+        // Progressive status: the object is being worked on.
+        let msg = if st.observed_generation != generation {
+            format!(
+                "processing object: new generation {} -> {}",
+                st.observed_generation.unwrap_or(0),
+                generation.unwrap_or(0)
+            )
+        } else {
+            "reconciliation in progress".to_string()
+        };
+        cond::mark_reconciling(&mut conds, reasons::PROGRESSING, &msg, generation, now);
+        if !cond::is_false(&conds, ct::READY) {
+            cond::mark_unknown(
+                &mut conds,
+                ct::READY,
+                reasons::PROGRESSING,
+                &msg,
+                generation,
+                now,
+            );
+        }
+        st.conditions = Some(conds.clone());
+        let obj_now = match ferroflux_runtime::status::patch_status(
+            &ctx.client,
+            obj.as_ref(),
+            &ctx.controller,
+            &st,
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(e) => return Err(ReconcileError::new(e)),
+        };
+        let _ = obj_now;
+
+        let result = self.run(&ctx, &obj, &mut st, &mut conds).await;
+        let now = Timestamp::now();
+        let interval = self.interval(&obj);
+        let mut failure_msg = None;
+        match &result {
+            Ok(()) => {}
+            Err(f) => {
+                cond::mark_true(
+                    &mut conds,
+                    f.condition,
+                    f.reason,
+                    &f.message,
+                    generation,
+                    now,
+                );
+                cond::mark_false(&mut conds, ct::READY, f.reason, &f.message, generation, now);
+                if f.stalled {
+                    cond::mark_stalled(&mut conds, f.reason, &f.message, generation, now);
+                }
+                failure_msg = Some((f.reason, f.message.clone()));
+            }
+        }
+        st.last_handled_reconcile_at = obj
+            .annotations()
+            .get(RECONCILE_REQUEST_ANNOTATION)
+            .cloned()
+            .or(st.last_handled_reconcile_at.take());
+        let mut og = st.observed_generation;
+        cond::finalize_status(&mut conds, generation, &mut og, now);
+        st.observed_generation = og;
+        ctx.metrics.record_conditions(
+            KIND,
+            &obj.namespace().unwrap_or_default(),
+            &obj.name_any(),
+            &conds,
+        );
+        st.conditions = Some(conds);
+        ferroflux_runtime::status::patch_status(&ctx.client, obj.as_ref(), &ctx.controller, &st)
+            .await
+            .map_err(ReconcileError::new)?;
+
+        match failure_msg {
+            None => Ok(interval),
+            Some((reason, message)) => {
+                tracing::error!(
+                    kind = KIND, namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any(),
+                    %reason, "{message}"
+                );
+                ctx.events
+                    .event(
+                        obj.as_ref(),
+                        Severity::Error,
+                        reason,
+                        &message,
+                        BTreeMap::new(),
+                    )
+                    .await;
+                if result.as_ref().is_err_and(|f| f.stalled) {
+                    // Only a spec change helps: wait for it.
+                    return Ok(Duration::from_secs(24 * 3600).max(interval));
+                }
+                Err(ReconcileError(message))
+            }
+        }
+    }
+
+    async fn finalize(
+        &self,
+        obj: Arc<GitRepository>,
+        _ctx: Arc<Context>,
+    ) -> Result<(), ReconcileError> {
+        let ns = obj.namespace().unwrap_or_default();
+        let name = obj.name_any();
+        let probe = self
+            .storage
+            .new_artifact_for(KIND, &ns, &name, "", "x")
+            .map_err(ReconcileError::new)?;
+        let storage = self.storage.clone();
+        let cache = self.cache_dir(&obj);
+        tokio::task::spawn_blocking(move || -> Result<(), ReconcileError> {
+            let _ = storage.blocking_lock(&probe);
+            if let Some(dir) = storage.remove_all(&probe).map_err(ReconcileError::new)? {
+                tracing::info!(dir = %dir.display(), "garbage collected artifacts for deleted resource");
+            }
+            match std::fs::remove_dir_all(&cache) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(ReconcileError::new(format!("failed to remove git cache {}: {e}", cache.display()))),
+            }
+        })
+        .await
+        .map_err(ReconcileError::new)?
+    }
+
+    fn interval(&self, obj: &GitRepository) -> Duration {
+        ferroflux_api::duration::parse(&obj.spec.interval).unwrap_or(Duration::from_secs(60))
+    }
+
+    fn suspended(&self, obj: &GitRepository) -> bool {
+        obj.spec.suspend.unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+
+    #[test]
+    fn secret_parsing() {
+        let mut data = BTreeMap::new();
+        data.insert("username".to_string(), ByteString(b"git".to_vec()));
+        data.insert("password".to_string(), ByteString(b"pw".to_vec()));
+        let s = Secret {
+            data: Some(data.clone()),
+            ..Default::default()
+        };
+        let a = auth_from_secret(&s).unwrap();
+        assert_eq!(a.basic, Some(("git".into(), "pw".into())));
+        data.remove("password");
+        let s = Secret {
+            data: Some(data),
+            ..Default::default()
+        };
+        assert!(auth_from_secret(&s).is_err());
+    }
+
+    #[test]
+    fn artifact_roundtrip() {
+        let a = storage::Artifact {
+            path: "gitrepository/ns/n/abc.tar.gz".into(),
+            url: "http://h/gitrepository/ns/n/abc.tar.gz".into(),
+            revision: "main@sha1:abc".into(),
+            digest: "sha256:00".into(),
+            last_update_time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            size: Some(10),
+            metadata: BTreeMap::new(),
+        };
+        let api = to_api_artifact(&a);
+        assert_eq!(api.last_update_time.0.as_second(), 1_700_000_000);
+        assert_eq!(from_api_artifact(&api), a);
+    }
+}

@@ -1,0 +1,130 @@
+//! source-controller: the GitRepository reconciler and the artifact server, wired onto the
+//! shared runtime. `main.rs` only parses [`Args`] and calls [`run`]; tests call [`run`] with
+//! their own client.
+
+pub mod git;
+pub mod gitrepository;
+pub mod semver_tags;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use ferroflux_api::source::GitRepository;
+use ferroflux_artifact::server::ArtifactServer;
+use ferroflux_artifact::storage::{Retention, Storage};
+use ferroflux_runtime::{Manager, RuntimeArgs};
+
+use crate::gitrepository::GitRepositoryReconciler;
+
+/// The controller's name (field manager, event reporter).
+pub const CONTROLLER: &str = ferroflux_api::constants::SOURCE_CONTROLLER;
+
+/// source-controller's flags.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "source-controller",
+    about = "Flux source-controller, rebuilt in Rust"
+)]
+pub struct Args {
+    /// Shared controller flags.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Local directory for artifacts.
+    #[arg(long, env = "STORAGE_PATH", default_value = "/data")]
+    pub storage_path: PathBuf,
+    /// Listen address of the artifact server.
+    #[arg(long, env = "STORAGE_ADDRESS", default_value = ":9090")]
+    pub storage_addr: String,
+    /// Advertised address of the artifact server (host[:port] or URL); derived from
+    /// --storage-addr when empty.
+    #[arg(long, env = "STORAGE_ADV_ADDR", default_value = "")]
+    pub storage_adv_addr: String,
+    /// Artifacts older than this are garbage collected.
+    #[arg(long, default_value = "1m", value_parser = ferroflux_runtime::flags::parse_duration)]
+    pub artifact_retention_ttl: Duration,
+    /// Number of artifacts kept per object.
+    #[arg(long, default_value_t = 2)]
+    pub artifact_retention_records: usize,
+    /// Directory of the per-object git caches (default: <tmp>/source-controller-git-cache).
+    #[arg(long, env = "GIT_CACHE_PATH")]
+    pub git_cache_path: Option<PathBuf>,
+}
+
+/// The advertised address Flux derives from `--storage-addr` when `--storage-adv-addr` is
+/// empty: an empty or unspecified host becomes the host name.
+pub fn advertised_addr(storage_addr: &str, adv: &str) -> String {
+    if !adv.is_empty() {
+        return adv.to_string();
+    }
+    let (host, port) = storage_addr.rsplit_once(':').unwrap_or((storage_addr, ""));
+    let host = if host.is_empty() || host == "0.0.0.0" || host == "[::]" {
+        ferroflux_runtime::events::hostname()
+    } else {
+        host.to_string()
+    };
+    if port.is_empty() {
+        host
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Runs source-controller on `manager` until shutdown.
+pub async fn run(args: Args, manager: Manager, signals: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.storage_path)?;
+    let storage = Storage::new(
+        &args.storage_path,
+        advertised_addr(&args.storage_addr, &args.storage_adv_addr),
+        Retention {
+            records: args.artifact_retention_records,
+            ttl: args.artifact_retention_ttl,
+        },
+    )?;
+    let cache_root = args
+        .git_cache_path
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("source-controller-git-cache"));
+    std::fs::create_dir_all(&cache_root)?;
+    let ctx = manager.context()?;
+    let reconciler = Arc::new(GitRepositoryReconciler {
+        storage,
+        cache_root,
+    });
+    let rt_args = args.runtime.clone();
+    let server = ArtifactServer::new(&args.storage_path)?;
+    let storage_addr = args.storage_addr.clone();
+    manager
+        .run(signals, move |shutdown| async move {
+            // Only the leader serves artifacts (Flux starts the file server after election).
+            match ArtifactServer::bind(&storage_addr).await {
+                Ok(l) => {
+                    tracing::info!(addr = %storage_addr, "starting artifact server");
+                    tokio::spawn(server.serve(l, shutdown.clone().wait()));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start artifact server");
+                    return;
+                }
+            }
+            ferroflux_runtime::controller::run::<GitRepository, _>(
+                ctx, reconciler, &rt_args, 2, shutdown,
+            )
+            .await;
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adv_addr() {
+        assert_eq!(advertised_addr("127.0.0.1:9090", ""), "127.0.0.1:9090");
+        assert_eq!(advertised_addr(":9090", "x.svc."), "x.svc.");
+        assert!(advertised_addr(":9090", "").ends_with(":9090"));
+        assert!(!advertised_addr(":9090", "").starts_with(':'));
+    }
+}
