@@ -2,10 +2,10 @@
 //! run the native kustomize engine, substitute variables, add common metadata.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ferroflux_api::kustomization::{KustomizationSpec, SubstituteStrategy};
-use ferroflux_kustomize::{BuildOptions, DiskFs};
+use ferroflux_kustomize::{BuildOptions, DiskFs, FileSystem};
 
 use crate::generator::{GenerateError, prepare, secure_join};
 use crate::postbuild::{PostBuildError, describe, set_common_metadata, substitute_objects};
@@ -41,18 +41,44 @@ impl BuildError {
     }
 }
 
-/// Builds the Kustomization from an extracted artifact at `root` (a scratch directory:
-/// the kustomization file is rewritten in place). `vars` are the post-build variables
-/// already gathered from `substitute` and `substituteFrom`.
+/// The artifact on disk with the effective kustomization file laid over it in memory, so
+/// that builds never modify the (shared, cached) extracted artifact.
+struct OverlayFs {
+    file: PathBuf,
+    content: Vec<u8>,
+}
+
+impl FileSystem for OverlayFs {
+    fn read_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        if path == self.file {
+            return Ok(self.content.clone());
+        }
+        DiskFs.read_file(path)
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        DiskFs.is_dir(path)
+    }
+    fn is_file(&self, path: &Path) -> bool {
+        path == self.file || DiskFs.is_file(path)
+    }
+}
+
+/// Builds the Kustomization from an extracted artifact at `root`, which is only read.
+/// `vars` are the post-build variables already gathered from `substituteFrom`; the
+/// inline `spec.postBuild.substitute` ones are added here and win.
 pub fn build(
     root: &Path,
     spec: &KustomizationSpec,
     vars: &BTreeMap<String, String>,
 ) -> Result<Vec<serde_yaml::Value>, BuildError> {
     let dir = secure_join(root, spec.path());
-    prepare(root, &dir, spec)?;
+    let (file, content) = prepare(root, &dir, spec)?;
+    let fs = OverlayFs {
+        file,
+        content: content.into_bytes(),
+    };
     let mut objects =
-        ferroflux_kustomize::build(&DiskFs, &dir, &BuildOptions::default()).map_err(|e| {
+        ferroflux_kustomize::build(&fs, &dir, &BuildOptions::default()).map_err(|e| {
             // kustomize errors name absolute paths of our scratch directory; show them
             // relative to the artifact root, as the user knows them.
             BuildError::Kustomize(

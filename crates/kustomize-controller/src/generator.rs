@@ -1,4 +1,4 @@
-//! Prepares the directory a Kustomization builds, as Flux's generator does: use the
+//! Prepares what a Kustomization builds, as Flux's generator does: use the
 //! kustomization file found there or generate one listing every manifest, then write the
 //! Kustomization's own overlays into it (targetNamespace, namePrefix/nameSuffix, patches,
 //! components, images, buildMetadata).
@@ -57,13 +57,14 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> GenerateError {
     }
 }
 
-/// Writes the effective kustomization file into `dir` (which must be a scratch copy: it
-/// is modified in place) and returns its path.
+/// The effective kustomization of `dir`: its own kustomization file (or a generated one)
+/// with the Kustomization's overlays written in. Returns the file's path and its new
+/// content; nothing is written, so the extracted artifact can be shared between builds.
 pub fn prepare(
     root: &Path,
     dir: &Path,
     spec: &KustomizationSpec,
-) -> Result<PathBuf, GenerateError> {
+) -> Result<(PathBuf, String), GenerateError> {
     if !dir.is_dir() {
         let shown = dir
             .strip_prefix(root)
@@ -100,8 +101,7 @@ pub fn prepare(
     };
     apply_overlays(&mut kus, dir, spec)?;
     let text = serde_yaml::to_string(&Value::Mapping(kus)).map_err(|e| io_err(&file, e))?;
-    std::fs::write(&file, text).map_err(|e| io_err(&file, e))?;
-    Ok(file)
+    Ok((file, text))
 }
 
 fn key(k: &str) -> Value {

@@ -5,8 +5,11 @@
 //! `build` holds the pure pipeline (also used by `ferroflux build kustomization`).
 
 pub mod build;
+pub mod cache;
 pub mod dependency;
 pub mod envsubst;
 pub mod generator;
 pub mod history;
 pub mod postbuild;
+pub mod reconcile;
+pub mod watches;

@@ -1,0 +1,922 @@
+//! The Kustomization reconciler, in Flux's order: source → dependencies → fetch → build →
+//! apply → inventory → prune → health → status. Each step that fails writes a `Ready=False`
+//! condition with Flux's reason and a message naming the object, and leaves everything that
+//! was applied before as it is: nothing is pruned after a failed build or apply.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferroflux_api::constants::{
+    KUSTOMIZE_NAME_LABEL, KUSTOMIZE_NAMESPACE_LABEL, RECONCILE_REQUEST_ANNOTATION,
+};
+use ferroflux_api::kustomization::{Kustomization, KustomizationStatus};
+use ferroflux_api::meta::{Artifact, condition_types as ct, reasons};
+use ferroflux_runtime::conditions::{self, finalize_status};
+use ferroflux_runtime::{Context, ReconcileError, Reconciler, Severity};
+use ferroflux_ssa::{
+    Action, ApplyOptions, ChangeSet, ObjectRef, PruneOptions, ResourceManager, WaitOptions,
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject};
+use kube::discovery::ApiResource;
+use sha2::{Digest, Sha256};
+
+use crate::build::build;
+use crate::cache::ArtifactCache;
+use crate::dependency;
+use crate::history;
+
+/// Settings of the reconciler (flags of the binary).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `--requeue-dependency`: how soon to retry when a dependency or source is not ready.
+    pub requeue_dependency: Duration,
+    /// `--no-cross-namespace-refs`.
+    pub no_cross_namespace_refs: bool,
+    /// `--default-service-account`: impersonated when the object names none.
+    pub default_service_account: Option<String>,
+    /// `--concurrent-ssa`.
+    pub concurrent_ssa: usize,
+    /// Poll interval of health checks (Flux: 5s).
+    pub health_check_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            requeue_dependency: Duration::from_secs(30),
+            no_cross_namespace_refs: false,
+            default_service_account: None,
+            concurrent_ssa: 4,
+            health_check_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Reconciles Kustomizations.
+pub struct KustomizationReconciler {
+    /// Settings.
+    pub options: Options,
+    /// Extracted artifacts by digest.
+    pub cache: ArtifactCache,
+    /// The controller's own client configuration, the base of impersonating clients.
+    pub base_config: kube::Config,
+}
+
+/// How a reconcile ended, before status is written.
+struct Failure {
+    reason: &'static str,
+    message: String,
+    /// When to come back.
+    requeue: Duration,
+    /// Terminal for this generation (Stalled=True).
+    stalled: bool,
+}
+
+impl Failure {
+    fn new(reason: &'static str, message: impl Into<String>, requeue: Duration) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            requeue,
+            stalled: false,
+        }
+    }
+}
+
+/// The source kinds a Kustomization can read, as API resources.
+fn source_resource(kind: &str) -> ApiResource {
+    use ferroflux_api::source::{Bucket, ExternalArtifact, GitRepository, OCIRepository};
+    match kind {
+        "OCIRepository" => ApiResource::erase::<OCIRepository>(&()),
+        "Bucket" => ApiResource::erase::<Bucket>(&()),
+        "ExternalArtifact" => ApiResource::erase::<ExternalArtifact>(&()),
+        _ => ApiResource::erase::<GitRepository>(&()),
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+/// The build output digest recorded in `status.history`.
+fn objects_digest(objects: &[serde_yaml::Value]) -> String {
+    let mut hasher = Sha256::new();
+    for obj in objects {
+        hasher.update(serde_json::to_vec(obj).unwrap_or_default());
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+impl KustomizationReconciler {
+    /// A client acting as the object's service account (or the default one), or as the
+    /// controller itself; for `spec.kubeConfig`, a client of the remote cluster.
+    async fn target_client(
+        &self,
+        obj: &Kustomization,
+        ctx: &Context,
+    ) -> Result<kube::Client, Failure> {
+        let ns = obj.namespace().unwrap_or_default();
+        if let Some(kube_config) = &obj.spec.kube_config {
+            let Some(secret_ref) = &kube_config.secret_ref else {
+                return Err(Failure {
+                    stalled: true,
+                    ..Failure::new(
+                        reasons::RECONCILIATION_FAILED,
+                        "spec.kubeConfig.configMapRef (cloud provider kubeconfigs) is not supported yet; use spec.kubeConfig.secretRef",
+                        obj.spec.retry_interval(),
+                    )
+                });
+            };
+            let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+                .get(&secret_ref.name)
+                .await
+                .map_err(|e| {
+                    Failure::new(
+                        reasons::RECONCILIATION_FAILED,
+                        format!(
+                            "unable to read the kubeconfig Secret '{ns}/{}': {e}",
+                            secret_ref.name
+                        ),
+                        obj.spec.retry_interval(),
+                    )
+                })?;
+            let data = secret.data.unwrap_or_default();
+            let keys = match &secret_ref.key {
+                Some(k) => vec![k.clone()],
+                None => vec!["value".to_string(), "value.yaml".to_string()],
+            };
+            let Some(bytes) = keys.iter().find_map(|k| data.get(k)) else {
+                return Err(Failure::new(
+                    reasons::RECONCILIATION_FAILED,
+                    format!(
+                        "Secret '{ns}/{}' has none of the keys {keys:?} holding a kubeconfig",
+                        secret_ref.name
+                    ),
+                    obj.spec.retry_interval(),
+                ));
+            };
+            let text = String::from_utf8_lossy(&bytes.0).into_owned();
+            let parsed = kube::config::Kubeconfig::from_yaml(&text).map_err(|e| {
+                Failure::new(
+                    reasons::RECONCILIATION_FAILED,
+                    format!(
+                        "invalid kubeconfig in Secret '{ns}/{}': {e}",
+                        secret_ref.name
+                    ),
+                    obj.spec.retry_interval(),
+                )
+            })?;
+            let config = kube::Config::from_custom_kubeconfig(parsed, &Default::default())
+                .await
+                .map_err(|e| {
+                    Failure::new(
+                        reasons::RECONCILIATION_FAILED,
+                        format!(
+                            "invalid kubeconfig in Secret '{ns}/{}': {e}",
+                            secret_ref.name
+                        ),
+                        obj.spec.retry_interval(),
+                    )
+                })?;
+            return kube::Client::try_from(config).map_err(|e| {
+                Failure::new(
+                    reasons::RECONCILIATION_FAILED,
+                    e.to_string(),
+                    obj.spec.retry_interval(),
+                )
+            });
+        }
+        let service_account = obj
+            .spec
+            .service_account_name
+            .clone()
+            .or_else(|| self.options.default_service_account.clone());
+        match service_account {
+            None => Ok(ctx.client.clone()),
+            Some(sa) => {
+                let mut config = self.base_config.clone();
+                config.auth_info.impersonate = Some(format!("system:serviceaccount:{ns}:{sa}"));
+                kube::Client::try_from(config).map_err(|e| {
+                    Failure::new(
+                        reasons::RECONCILIATION_FAILED,
+                        e.to_string(),
+                        obj.spec.retry_interval(),
+                    )
+                })
+            }
+        }
+    }
+
+    async fn source_artifact(
+        &self,
+        obj: &Kustomization,
+        ctx: &Context,
+    ) -> Result<(String, Artifact), Failure> {
+        let ns = obj.namespace().unwrap_or_default();
+        let source = &obj.spec.source_ref;
+        let source_ns = source.namespace.clone().unwrap_or_else(|| ns.clone());
+        let kind = source.kind.as_str();
+        let id = format!("{kind}/{source_ns}/{}", source.name);
+        if self.options.no_cross_namespace_refs && source_ns != ns {
+            return Err(Failure {
+                stalled: true,
+                ..Failure::new(
+                    reasons::ACCESS_DENIED,
+                    format!("can't access '{id}', cross-namespace references have been blocked"),
+                    obj.spec.retry_interval(),
+                )
+            });
+        }
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &source_ns, &source_resource(kind));
+        let found = api.get_opt(&source.name).await.map_err(|e| {
+            Failure::new(
+                reasons::ARTIFACT_FAILED,
+                format!("unable to read source '{id}': {e}"),
+                self.options.requeue_dependency,
+            )
+        })?;
+        let Some(found) = found else {
+            return Err(Failure::new(
+                reasons::ARTIFACT_FAILED,
+                format!("Source '{id}' not found"),
+                self.options.requeue_dependency,
+            ));
+        };
+        let artifact = found
+            .data
+            .get("status")
+            .and_then(|s| s.get("artifact"))
+            .cloned()
+            .and_then(|a| serde_json::from_value::<Artifact>(a).ok());
+        match artifact {
+            Some(artifact) => Ok((id, artifact)),
+            None => Err(Failure::new(
+                reasons::ARTIFACT_FAILED,
+                format!("Source '{id}' is not ready, artifact not found"),
+                self.options.requeue_dependency,
+            )),
+        }
+    }
+
+    async fn check_dependencies(
+        &self,
+        obj: &Kustomization,
+        ctx: &Context,
+        revision: &str,
+    ) -> Result<(), Failure> {
+        let ns = obj.namespace().unwrap_or_default();
+        for dep in obj.spec.depends_on.iter().flatten() {
+            let dep_ns = dep.namespace.clone().unwrap_or_else(|| ns.clone());
+            let id = format!("{dep_ns}/{}", dep.name);
+            if dep.ready_expr.is_some() {
+                return Err(Failure {
+                    stalled: true,
+                    ..Failure::new(
+                        reasons::FEATURE_GATE_DISABLED,
+                        format!(
+                            "dependency '{id}': readyExpr (CEL) is not supported yet; remove it to use the built-in readiness check"
+                        ),
+                        obj.spec.retry_interval(),
+                    )
+                });
+            }
+            let found = Api::<Kustomization>::namespaced(ctx.client.clone(), &dep_ns)
+                .get_opt(&dep.name)
+                .await
+                .map_err(|e| {
+                    Failure::new(
+                        reasons::DEPENDENCY_NOT_READY,
+                        format!("unable to read dependency '{id}': {e}"),
+                        self.options.requeue_dependency,
+                    )
+                })?;
+            let same_source = found.as_ref().is_some_and(|d| {
+                d.spec.source_ref.kind == obj.spec.source_ref.kind
+                    && d.spec.source_ref.name == obj.spec.source_ref.name
+                    && d.spec
+                        .source_ref
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| dep_ns.clone())
+                        == obj
+                            .spec
+                            .source_ref
+                            .namespace
+                            .clone()
+                            .unwrap_or_else(|| ns.clone())
+            });
+            dependency::check(&id, found.as_ref(), same_source.then_some(revision)).map_err(
+                |e| {
+                    Failure::new(
+                        reasons::DEPENDENCY_NOT_READY,
+                        e.to_string(),
+                        self.options.requeue_dependency,
+                    )
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn load_variables(
+        &self,
+        obj: &Kustomization,
+        ctx: &Context,
+    ) -> Result<BTreeMap<String, String>, Failure> {
+        let ns = obj.namespace().unwrap_or_default();
+        let mut vars = BTreeMap::new();
+        let Some(post) = &obj.spec.post_build else {
+            return Ok(vars);
+        };
+        for reference in post.substitute_from.iter().flatten() {
+            let optional = reference.optional.unwrap_or(false);
+            let fail = |what: &str, e: String| {
+                Failure::new(
+                    reasons::BUILD_FAILED,
+                    format!("substitute from '{what}/{}' error: {e}", reference.name),
+                    obj.spec.retry_interval(),
+                )
+            };
+            match reference.kind {
+                ferroflux_api::kustomization::ValuesSourceKind::ConfigMap => {
+                    match Api::<ConfigMap>::namespaced(ctx.client.clone(), &ns)
+                        .get_opt(&reference.name)
+                        .await
+                    {
+                        Ok(Some(cm)) => vars.extend(cm.data.unwrap_or_default()),
+                        Ok(None) if optional => {}
+                        Ok(None) => {
+                            return Err(fail(
+                                "ConfigMap",
+                                format!("configmaps \"{}\" not found", reference.name),
+                            ));
+                        }
+                        Err(e) => return Err(fail("ConfigMap", e.to_string())),
+                    }
+                }
+                ferroflux_api::kustomization::ValuesSourceKind::Secret => {
+                    match Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+                        .get_opt(&reference.name)
+                        .await
+                    {
+                        Ok(Some(secret)) => {
+                            for (k, v) in secret.data.unwrap_or_default() {
+                                vars.insert(k, String::from_utf8_lossy(&v.0).into_owned());
+                            }
+                        }
+                        Ok(None) if optional => {}
+                        Ok(None) => {
+                            return Err(fail(
+                                "Secret",
+                                format!("secrets \"{}\" not found", reference.name),
+                            ));
+                        }
+                        Err(e) => return Err(fail("Secret", e.to_string())),
+                    }
+                }
+            }
+        }
+        Ok(vars)
+    }
+
+    /// Everything between "source found" and "applied, pruned and healthy".
+    async fn apply_revision(
+        &self,
+        obj: &Kustomization,
+        ctx: &Context,
+        artifact: &Artifact,
+        status: &mut KustomizationStatus,
+    ) -> Result<(ChangeSet, String, ResourceManager), Failure> {
+        let retry = obj.spec.retry_interval();
+        let revision = artifact.revision.clone();
+        let fetched = self
+            .cache
+            .get(&artifact.url, &artifact.digest)
+            .await
+            .map_err(|e| {
+                let requeue = if matches!(e, ferroflux_artifact::Error::NotFound { .. }) {
+                    self.options.requeue_dependency
+                } else {
+                    retry
+                };
+                Failure::new(
+                    reasons::ARTIFACT_FAILED,
+                    format!("failed to fetch the artifact of revision '{revision}': {e}"),
+                    requeue,
+                )
+            })?;
+        status.last_attempted_revision = Some(revision.clone());
+
+        let vars = self.load_variables(obj, ctx).await?;
+        let spec = obj.spec.clone();
+        let root = fetched.path().to_path_buf();
+        let built = tokio::task::spawn_blocking(move || build(&root, &spec, &vars))
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    reasons::BUILD_FAILED,
+                    format!("build task failed: {e}"),
+                    retry,
+                )
+            })?;
+        let objects = built.map_err(|e| Failure::new(e.reason(), e.to_string(), retry))?;
+        let digest = objects_digest(&objects);
+
+        let mut manifests = Vec::with_capacity(objects.len());
+        for object in &objects {
+            let value = serde_json::to_value(object)
+                .map_err(|e| Failure::new(reasons::BUILD_FAILED, e.to_string(), retry))?;
+            let dynamic: DynamicObject = serde_json::from_value(value).map_err(|e| {
+                Failure::new(
+                    reasons::BUILD_FAILED,
+                    format!(
+                        "{}: not a Kubernetes object: {e}",
+                        crate::postbuild::describe(object)
+                    ),
+                    retry,
+                )
+            })?;
+            manifests.push(dynamic);
+        }
+
+        let client = self.target_client(obj, ctx).await?;
+        let owner = BTreeMap::from([
+            (KUSTOMIZE_NAME_LABEL.to_string(), obj.name_any()),
+            (
+                KUSTOMIZE_NAMESPACE_LABEL.to_string(),
+                obj.namespace().unwrap_or_default(),
+            ),
+        ]);
+        let manager = ResourceManager::new(client, ctx.controller.clone(), owner);
+        let old_inventory = status.inventory.clone().unwrap_or_default();
+
+        // Safety: a source that suddenly builds to nothing must not wipe the cluster.
+        if manifests.is_empty() && obj.spec.prune && !old_inventory.entries.is_empty() {
+            return Err(Failure::new(
+                reasons::PRUNE_FAILED,
+                format!(
+                    "revision '{revision}' builds to no objects while {} are applied; refusing to prune them all. If this is intended, delete the Kustomization or set spec.prune to false",
+                    old_inventory.entries.len()
+                ),
+                retry,
+            ));
+        }
+
+        let apply_options = ApplyOptions {
+            force: obj.spec.force.unwrap_or(false),
+            concurrency: self.options.concurrent_ssa,
+            ..Default::default()
+        };
+        let changes = manager
+            .apply_all_staged(manifests, &apply_options)
+            .await
+            .map_err(|e| Failure::new(reasons::RECONCILIATION_FAILED, e.to_string(), retry))?;
+        let changed = changes.changes();
+        if !changed.is_empty() {
+            ctx.events
+                .event(
+                    obj,
+                    Severity::Info,
+                    reasons::PROGRESSING,
+                    &changed.join("\n"),
+                    BTreeMap::from([("revision".to_string(), revision.clone())]),
+                )
+                .await;
+        }
+
+        let applied: Vec<ObjectRef> = changes.entries.iter().map(|e| e.object.clone()).collect();
+        let mut new_inventory = ferroflux_ssa::inventory_of(&applied);
+        if obj.spec.prune {
+            let stale = ferroflux_ssa::stale_objects(&old_inventory, &new_inventory);
+            if !stale.is_empty() {
+                let wait = (obj.spec.deletion_policy()
+                    == ferroflux_api::kustomization::DeletionPolicy::WaitForTermination)
+                    .then(|| obj.spec.timeout());
+                let (pruned, failed) = manager
+                    .delete_all(
+                        &stale,
+                        &PruneOptions {
+                            wait_for_termination: wait,
+                        },
+                    )
+                    .await;
+                let deleted: Vec<String> = pruned
+                    .entries
+                    .iter()
+                    .filter(|e| e.action == Action::Deleted)
+                    .map(|e| format!("{} deleted", e.object))
+                    .collect();
+                if !deleted.is_empty() {
+                    ctx.events
+                        .event(
+                            obj,
+                            Severity::Info,
+                            reasons::PROGRESSING,
+                            &deleted.join("\n"),
+                            BTreeMap::from([("revision".to_string(), revision.clone())]),
+                        )
+                        .await;
+                }
+                if !failed.is_empty() {
+                    // Objects that could not be deleted stay in the inventory.
+                    let kept: Vec<ObjectRef> = applied
+                        .iter()
+                        .cloned()
+                        .chain(failed.iter().map(|(o, _)| o.clone()))
+                        .collect();
+                    new_inventory = ferroflux_ssa::inventory_of(&kept);
+                    status.inventory = Some(new_inventory);
+                    let message = failed
+                        .iter()
+                        .map(|(_, e)| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    return Err(Failure::new(
+                        reasons::PRUNE_FAILED,
+                        format!("prune failed: {message}"),
+                        retry,
+                    ));
+                }
+            }
+        }
+        status.inventory = Some(new_inventory);
+        Ok((changes, digest, manager))
+    }
+
+    async fn check_health(
+        &self,
+        obj: &Kustomization,
+        manager: &ResourceManager,
+        changes: &ChangeSet,
+        revision: &str,
+        status: &mut KustomizationStatus,
+    ) -> Result<(), Failure> {
+        let generation = obj.metadata.generation;
+        let conds = status.conditions.get_or_insert_with(Vec::new);
+        let self_ref = |o: &ObjectRef| {
+            o.kind == "Kustomization"
+                && o.group == "kustomize.toolkit.fluxcd.io"
+                && o.name == obj.name_any()
+                && o.namespace == obj.namespace().unwrap_or_default()
+        };
+        let targets: Vec<ObjectRef> = if obj.spec.wait.unwrap_or(false) {
+            changes
+                .applied()
+                .into_iter()
+                .filter(|o| !self_ref(o))
+                .collect()
+        } else {
+            obj.spec
+                .health_checks
+                .iter()
+                .flatten()
+                .map(|h| {
+                    let (group, version) =
+                        match h.api_version.as_deref().unwrap_or("v1").split_once('/') {
+                            Some((g, v)) => (g.to_string(), v.to_string()),
+                            None => (
+                                String::new(),
+                                h.api_version.clone().unwrap_or_else(|| "v1".into()),
+                            ),
+                        };
+                    ObjectRef {
+                        group,
+                        version,
+                        kind: h.kind.clone(),
+                        namespace: h
+                            .namespace
+                            .clone()
+                            .unwrap_or_else(|| obj.namespace().unwrap_or_default()),
+                        name: h.name.clone(),
+                    }
+                })
+                .collect()
+        };
+        if targets.is_empty() {
+            conditions::remove(conds, ct::HEALTHY);
+            return Ok(());
+        }
+        let timeout = obj.spec.timeout();
+        let message = format!(
+            "Running health checks for revision {revision} with a timeout of {}",
+            ferroflux_api::duration::format(timeout)
+        );
+        conditions::mark_reconciling(conds, reasons::PROGRESSING, &message, generation, now());
+        conditions::mark_unknown(
+            conds,
+            ct::HEALTHY,
+            reasons::PROGRESSING,
+            &message,
+            generation,
+            now(),
+        );
+        let started = Instant::now();
+        let wait = WaitOptions {
+            interval: self.options.health_check_interval,
+            timeout,
+            fail_fast: true,
+        };
+        match manager.wait(&targets, &wait).await {
+            Ok(()) => {
+                let took = ferroflux_api::duration::format(Duration::from_millis(
+                    started.elapsed().as_millis() as u64,
+                ));
+                conditions::mark_true(
+                    conds,
+                    ct::HEALTHY,
+                    reasons::SUCCEEDED,
+                    &format!("Health check passed in {took}"),
+                    generation,
+                    now(),
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                conditions::mark_false(
+                    conds,
+                    ct::HEALTHY,
+                    reasons::HEALTH_CHECK_FAILED,
+                    &message,
+                    generation,
+                    now(),
+                );
+                Err(Failure::new(
+                    reasons::HEALTH_CHECK_FAILED,
+                    message,
+                    obj.spec.retry_interval(),
+                ))
+            }
+        }
+    }
+}
+
+impl Reconciler<Kustomization> for KustomizationReconciler {
+    async fn reconcile(
+        &self,
+        obj: Arc<Kustomization>,
+        ctx: Arc<Context>,
+    ) -> Result<Duration, ReconcileError> {
+        let started = Instant::now();
+        let generation = obj.metadata.generation;
+        let mut status = obj.status.clone().unwrap_or_default();
+
+        let outcome: Result<(ChangeSet, String, Artifact), Failure> = async {
+            let (_, artifact) = self.source_artifact(&obj, &ctx).await?;
+            self.check_dependencies(&obj, &ctx, &artifact.revision)
+                .await?;
+            // Tell users what is going on before the (possibly long) apply.
+            {
+                let conds = status.conditions.get_or_insert_with(Vec::new);
+                let message = format!(
+                    "Fetching manifests for revision {} with a timeout of {}",
+                    artifact.revision,
+                    ferroflux_api::duration::format(obj.spec.timeout())
+                );
+                let progressing_before = conditions::is_true(conds, ct::RECONCILING);
+                conditions::mark_reconciling(
+                    conds,
+                    reasons::PROGRESSING,
+                    &message,
+                    generation,
+                    now(),
+                );
+                conditions::mark_unknown(
+                    conds,
+                    ct::READY,
+                    reasons::PROGRESSING,
+                    "Reconciliation in progress",
+                    generation,
+                    now(),
+                );
+                if !progressing_before {
+                    let _ = ferroflux_runtime::status::patch_status(
+                        &ctx.client,
+                        obj.as_ref(),
+                        &ctx.controller,
+                        &status,
+                    )
+                    .await;
+                }
+            }
+            // `timeout` bounds fetching, building and applying; health checks have their own.
+            let timeout = obj.spec.timeout();
+            let (changes, digest, manager) = tokio::time::timeout(
+                timeout,
+                self.apply_revision(&obj, &ctx, &artifact, &mut status),
+            )
+            .await
+            .map_err(|_| {
+                Failure::new(
+                    reasons::RECONCILIATION_FAILED,
+                    format!(
+                        "reconciliation timed out after {}",
+                        ferroflux_api::duration::format(timeout)
+                    ),
+                    obj.spec.retry_interval(),
+                )
+            })??;
+            self.check_health(&obj, &manager, &changes, &artifact.revision, &mut status)
+                .await?;
+            Ok((changes, digest, artifact))
+        }
+        .await;
+
+        let conds = status.conditions.get_or_insert_with(Vec::new);
+        let elapsed = started.elapsed();
+        let (requeue, result) = match outcome {
+            Ok((_changes, digest, artifact)) => {
+                let revision = artifact.revision.clone();
+                status.last_applied_revision = Some(revision.clone());
+                status.last_attempted_revision = Some(revision.clone());
+                status.last_applied_origin_revision = artifact
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.get("org.opencontainers.image.revision").cloned());
+                conditions::mark_true(
+                    conds,
+                    ct::READY,
+                    reasons::RECONCILIATION_SUCCEEDED,
+                    &format!("Applied revision: {revision}"),
+                    generation,
+                    now(),
+                );
+                let time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now());
+                history::upsert(
+                    status.history.get_or_insert_with(Vec::new),
+                    &digest,
+                    time,
+                    elapsed,
+                    reasons::RECONCILIATION_SUCCEEDED,
+                    BTreeMap::from([("revision".to_string(), revision.clone())]),
+                );
+                (obj.spec.interval(), Ok(revision))
+            }
+            Err(failure) => {
+                if failure.stalled {
+                    conditions::mark_stalled(
+                        conds,
+                        failure.reason,
+                        &failure.message,
+                        generation,
+                        now(),
+                    );
+                }
+                conditions::mark_false(
+                    conds,
+                    ct::READY,
+                    failure.reason,
+                    &failure.message,
+                    generation,
+                    now(),
+                );
+                (failure.requeue, Err(failure))
+            }
+        };
+        if let Some(token) = obj.annotations().get(RECONCILE_REQUEST_ANNOTATION) {
+            status.last_handled_reconcile_at = Some(token.clone());
+        }
+        let mut observed = status.observed_generation;
+        finalize_status(
+            status.conditions.get_or_insert_with(Vec::new),
+            generation,
+            &mut observed,
+            now(),
+        );
+        status.observed_generation = observed;
+        ferroflux_runtime::status::patch_status(
+            &ctx.client,
+            obj.as_ref(),
+            &ctx.controller,
+            &status,
+        )
+        .await
+        .map_err(ReconcileError::new)?;
+
+        match result {
+            Ok(revision) => {
+                let message = format!(
+                    "Reconciliation finished in {}, next run in {}",
+                    ferroflux_api::duration::format(elapsed),
+                    ferroflux_api::duration::format(obj.spec.interval())
+                );
+                let metadata = BTreeMap::from([
+                    ("revision".to_string(), revision),
+                    ("commit_status".to_string(), "update".to_string()),
+                ]);
+                ctx.events
+                    .event(
+                        obj.as_ref(),
+                        Severity::Info,
+                        reasons::RECONCILIATION_SUCCEEDED,
+                        &message,
+                        metadata,
+                    )
+                    .await;
+                Ok(requeue)
+            }
+            Err(failure) => {
+                let mut metadata = BTreeMap::new();
+                if let Some(rev) = &status.last_attempted_revision {
+                    metadata.insert("revision".to_string(), rev.clone());
+                }
+                let severity = if failure.reason == reasons::DEPENDENCY_NOT_READY
+                    || failure.reason == reasons::ARTIFACT_FAILED
+                        && failure.requeue == self.options.requeue_dependency
+                {
+                    Severity::Info
+                } else {
+                    Severity::Error
+                };
+                ctx.events
+                    .event(
+                        obj.as_ref(),
+                        severity,
+                        failure.reason,
+                        &failure.message,
+                        metadata,
+                    )
+                    .await;
+                tracing::info!(namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any(), reason = failure.reason, error = %failure.message, "reconciliation failed");
+                Ok(requeue)
+            }
+        }
+    }
+
+    async fn finalize(
+        &self,
+        obj: Arc<Kustomization>,
+        ctx: Arc<Context>,
+    ) -> Result<(), ReconcileError> {
+        if !obj.spec.deletes_on_finalize() || obj.spec.suspended() {
+            return Ok(());
+        }
+        let Some(inventory) = obj.status.as_ref().and_then(|s| s.inventory.clone()) else {
+            return Ok(());
+        };
+        let objects: Vec<ObjectRef> = inventory
+            .entries
+            .iter()
+            .filter_map(ObjectRef::from_inventory)
+            .collect();
+        let client = match self.target_client(&obj, &ctx).await {
+            Ok(client) => client,
+            Err(failure) => return Err(ReconcileError::new(failure.message)),
+        };
+        let owner = BTreeMap::from([
+            (KUSTOMIZE_NAME_LABEL.to_string(), obj.name_any()),
+            (
+                KUSTOMIZE_NAMESPACE_LABEL.to_string(),
+                obj.namespace().unwrap_or_default(),
+            ),
+        ]);
+        let manager = ResourceManager::new(client, ctx.controller.clone(), owner);
+        let wait = (obj.spec.deletion_policy()
+            == ferroflux_api::kustomization::DeletionPolicy::WaitForTermination)
+            .then(|| obj.spec.timeout());
+        let (changes, failed) = manager
+            .delete_all(
+                &objects,
+                &PruneOptions {
+                    wait_for_termination: wait,
+                },
+            )
+            .await;
+        let deleted: Vec<String> = changes
+            .entries
+            .iter()
+            .filter(|e| e.action == Action::Deleted)
+            .map(|e| format!("{} deleted", e.object))
+            .collect();
+        if !deleted.is_empty() {
+            ctx.events
+                .event(
+                    obj.as_ref(),
+                    Severity::Info,
+                    reasons::PRUNE_FAILED.trim_end_matches("Failed"),
+                    &deleted.join("\n"),
+                    BTreeMap::new(),
+                )
+                .await;
+        }
+        if let Some((_, err)) = failed.first() {
+            return Err(ReconcileError::new(format!(
+                "garbage collection failed: {err}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn interval(&self, obj: &Kustomization) -> Duration {
+        obj.spec.interval()
+    }
+
+    fn suspended(&self, obj: &Kustomization) -> bool {
+        obj.spec.suspended()
+    }
+}
