@@ -500,7 +500,10 @@ impl<'a> Builder<'a> {
         let mut acc = acc;
         self.accumulate_resources(t, &mut acc, &t.k.resources)?;
         // transformer configurations
-        let mut cfg = TransformerConfig::default_config();
+        // Custom configurations come first and the defaults are merged into
+        // them, so a custom spec shadows a default one for the same path
+        // (what kustomize v5.7.1 does, observably).
+        let mut cfg = TransformerConfig::default();
         if !t.k.configurations.is_empty() {
             for c in &t.k.configurations {
                 let (file, text) = self.read_text(&t.root, c)?;
@@ -512,6 +515,8 @@ impl<'a> Builder<'a> {
                 cfg.merge(&tc).map_err(Error::other)?;
             }
         }
+        cfg.merge(&TransformerConfig::default_config())
+            .map_err(Error::other)?;
         acc.config.merge(&cfg).map_err(Error::other)?;
         for c in &t.k.crds {
             let (file, text) = self.read_text(&t.root, c)?;

@@ -8,7 +8,7 @@ use ferroflux_kustomize::{BuildOptions, DiskFs, build, to_yaml_stream};
 use serde_yaml::Value;
 
 /// Raise this whenever the pass count rises.
-const PASS_FLOOR: usize = 287;
+const PASS_FLOOR: usize = 288;
 
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/kustomize/cases")
