@@ -7,8 +7,9 @@ use serde_yaml::{Mapping, Value};
 /// Parses a multi-document YAML stream. Empty documents are dropped;
 /// merge keys (`<<`) are applied.
 pub fn parse_docs(text: &str) -> Result<Vec<Value>, String> {
+    let text = octal_ints(text);
     let mut out = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
+    for doc in serde_yaml::Deserializer::from_str(&text) {
         let mut v = Value::deserialize(doc).map_err(|e| e.to_string())?;
         if v.is_null() {
             continue;
@@ -17,6 +18,62 @@ pub fn parse_docs(text: &str) -> Result<Vec<Value>, String> {
         out.push(v);
     }
     Ok(out)
+}
+
+/// kustomize (go-yaml, then JSON) reads a plain `0755` as the octal
+/// integer 493, where YAML 1.2 (serde_yaml) keeps the string "0755".
+/// Rewrites such plain mapping values to their decimal value, leaving
+/// quoted scalars and block-scalar contents alone.
+fn octal_ints(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(": 0") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut block_indent: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let indent = body.len() - body.trim_start().len();
+        if let Some(bi) = block_indent {
+            if body.trim().is_empty() || indent > bi {
+                out.push_str(line);
+                continue;
+            }
+            block_indent = None;
+        }
+        let trimmed = body.trim_end();
+        let header = trimmed
+            .rsplit_once(' ')
+            .map(|(_, last)| last)
+            .unwrap_or(trimmed);
+        if (header.starts_with('|') || header.starts_with('>'))
+            && header[1..]
+                .chars()
+                .all(|c| c == '-' || c == '+' || c.is_ascii_digit())
+        {
+            block_indent = Some(indent);
+            out.push_str(line);
+            continue;
+        }
+        if let Some((k, v)) = trimmed.rsplit_once(": ") {
+            let v = v.trim();
+            if v.len() > 1
+                && v.starts_with('0')
+                && v.chars().all(|c| ('0'..='7').contains(&c))
+                && !k.contains('#')
+                && !k.contains('"')
+                && !k.contains('\'')
+                && let Ok(n) = i64::from_str_radix(&v[1..], 8)
+            {
+                out.push_str(k);
+                out.push_str(": ");
+                out.push_str(&n.to_string());
+                out.push_str(&line[body.len()..]);
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The text of a scalar, as kyaml's `YNode().Value` would give it.
