@@ -369,7 +369,7 @@ fn is_plain_safe(s: &str) -> bool {
     }
     if !s
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./$(){}=+@,".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "-_./$(){}=+@,:%~".contains(c))
     {
         return false;
     }
