@@ -155,8 +155,18 @@ pub fn commit_of_revision(rev: &str) -> Option<&str> {
     rev.rsplit('/').next().filter(|h| h.len() == 40)
 }
 
-fn err_text(e: &dyn std::fmt::Debug, d: &dyn std::fmt::Display) -> (String, String) {
-    (format!("{d}"), format!("{e:?}"))
+/// The error and its sources joined with ": " (repeated texts dropped), and its Debug form.
+fn err_text(e: &(dyn std::error::Error + 'static)) -> (String, String) {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if !s.is_empty() && !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    (parts.join(": "), format!("{e:?}"))
 }
 
 fn classify(context: &str, display: String, debug: String) -> GitError {
@@ -320,7 +330,7 @@ fn connect_and_prepare<'r>(
         .map_err(|e| GitError::Other(format!("invalid refspec {refspecs:?}: {e}")))?;
     let is_http = req.url.starts_with("http://") || req.url.starts_with("https://");
     let conn = remote.connect(Direction::Fetch).map_err(|e| {
-        let (d, g) = err_text(&e, &e);
+        let (d, g) = err_text(&e);
         classify(&ctx, d, g)
     })?;
     let basic = req.auth.basic.clone();
@@ -343,7 +353,7 @@ fn connect_and_prepare<'r>(
     }
     conn.prepare_fetch(gix::progress::Discard, Default::default())
         .map_err(|e| {
-            let (d, g) = err_text(&e, &e);
+            let (d, g) = err_text(&e);
             let low = g.to_lowercase();
             if low.contains("none of the refspec") || low.contains("matched any") {
                 GitError::RefNotFound(format!("{ctx}: {d}"))
@@ -467,7 +477,7 @@ pub fn fetch(req: &FetchRequest<'_>) -> Result<FetchOutcome, GitError> {
         .with_shallow(shallow)
         .receive(gix::progress::Discard, &req.interrupt)
         .map_err(|e| {
-            let (d, g) = err_text(&e, &e);
+            let (d, g) = err_text(&e);
             if req.interrupt.load(Ordering::Relaxed) {
                 GitError::Timeout(format!("{ctx}: timeout of {:?} exceeded", req.timeout))
             } else {

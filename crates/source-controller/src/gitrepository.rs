@@ -130,6 +130,14 @@ fn content_config_unchanged(obj: &GitRepository, st: &GitRepositoryStatus) -> bo
             == obj.spec.include.clone().unwrap_or_default()
 }
 
+/// The API server's message for API errors, the error text otherwise.
+fn kube_msg(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        e => e.to_string(),
+    }
+}
+
 struct Failure {
     reason: &'static str,
     message: String,
@@ -152,7 +160,7 @@ impl GitRepositoryReconciler {
         let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
         let secret = api.get(&r.name).await.map_err(|e| Failure {
             reason: reasons::AUTHENTICATION_FAILED,
-            message: format!("failed to get secret '{ns}/{}': {e}", r.name),
+            message: format!("failed to get secret '{ns}/{}': {}", r.name, kube_msg(&e)),
             condition: ct::FETCH_FAILED,
             stalled: false,
         })?;

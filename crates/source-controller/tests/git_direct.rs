@@ -1,0 +1,116 @@
+//! git::fetch and checkout against git http-backend, without a cluster.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use ferroflux_source_controller::git::{self, Auth, FetchOutcome, FetchRequest, GitError, GitRef};
+use support::git_http::GitHttpServer;
+use support::*;
+
+fn fetch(
+    url: &str,
+    r: &GitRef,
+    auth: &Auth,
+    cache: &std::path::Path,
+    last: Option<&str>,
+) -> Result<FetchOutcome, GitError> {
+    git::fetch(&FetchRequest {
+        url,
+        reference: r,
+        auth,
+        cache_dir: cache,
+        timeout: Duration::from_secs(20),
+        last_revision: last,
+        interrupt: Arc::new(AtomicBool::new(false)),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_auth_fetch_and_incremental_update() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = Repo::new(root.path(), "r.git");
+    let c1 = repo.commit(&[("a.txt", "1"), ("bin/run.sh", "#!/bin/sh\n")], "one");
+    let server = GitHttpServer::start(root.path(), Some(("git", "pw"))).await;
+    let url = server.url("r.git");
+    let cache = tempfile::tempdir().unwrap();
+    let good = Auth {
+        basic: Some(("git".into(), "pw".into())),
+        ..Default::default()
+    };
+    let bad = Auth {
+        basic: Some(("git".into(), "nope".into())),
+        ..Default::default()
+    };
+    let main = GitRef::Branch("main".into());
+    let (u, r, g, c) = (
+        url.clone(),
+        main.clone(),
+        good.clone(),
+        cache.path().to_path_buf(),
+    );
+    let out = tokio::task::spawn_blocking(move || fetch(&u, &r, &g, &c, None))
+        .await
+        .unwrap();
+    let out = out.unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        out,
+        FetchOutcome::Ready(git::Resolved {
+            revision: format!("main@sha1:{c1}"),
+            commit: c1.clone()
+        })
+    );
+
+    let (u, r, c) = (url.clone(), main.clone(), cache.path().to_path_buf());
+    let err = tokio::task::spawn_blocking(move || fetch(&u, &r, &bad, &c, None))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, GitError::Auth(_)), "{err:?}");
+
+    let (u, r, g, c, last) = (
+        url.clone(),
+        main.clone(),
+        good.clone(),
+        cache.path().to_path_buf(),
+        format!("main@sha1:{c1}"),
+    );
+    let out = tokio::task::spawn_blocking(move || fetch(&u, &r, &g, &c, Some(&last)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(out, FetchOutcome::Unchanged(_)), "{out:?}");
+
+    let c2 = repo.commit(&[("a.txt", "2")], "two");
+    let (u, r, g, c) = (
+        url.clone(),
+        main.clone(),
+        good.clone(),
+        cache.path().to_path_buf(),
+    );
+    let out = tokio::task::spawn_blocking(move || fetch(&u, &r, &g, &c, Some("x")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out,
+        FetchOutcome::Ready(git::Resolved {
+            revision: format!("main@sha1:{c2}"),
+            commit: c2.clone()
+        })
+    );
+
+    let dest = tempfile::tempdir().unwrap();
+    git::checkout(cache.path(), &c2, dest.path(), &[]).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dest.path().join("a.txt")).unwrap(),
+        "2"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::metadata(dest.path().join("bin/run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+}

@@ -1,0 +1,438 @@
+//! GitRepository on the real control plane, against git http-backend on 127.0.0.1.
+
+mod support;
+
+use std::time::Duration;
+
+use ferroflux_api::source::GitRepository;
+use ferroflux_testenv::ControlPlane;
+use kube::api::{Api, DeleteParams};
+use sha2::Digest;
+use support::git_http::GitHttpServer;
+use support::*;
+
+async fn setup(prefix: &str) -> (kube::Client, String, Api<GitRepository>) {
+    let cp = ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let ns = cp.namespace(&client, prefix).await.unwrap();
+    let api: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    (client, ns, api)
+}
+
+fn artifact_bytes(o: &GitRepository) -> Vec<u8> {
+    let a = o.status.as_ref().unwrap().artifact.as_ref().unwrap();
+    let bytes = curl(&a.url).1;
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+    assert_eq!(digest, a.digest, "served artifact digest");
+    assert_eq!(a.size, Some(bytes.len() as i64));
+    bytes
+}
+
+fn tar_list(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.tar.gz");
+    std::fs::write(&f, bytes).unwrap();
+    let out = std::process::Command::new("tar")
+        .args(["-tzf", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tar_file(bytes: &[u8], name: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.tar.gz");
+    std::fs::write(&f, bytes).unwrap();
+    let out = std::process::Command::new("tar")
+        .args(["-xzOf", f.to_str().unwrap(), name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clones_by_branch_tag_semver_commit_and_name() {
+    let (client, ns, api) = setup("git-refs").await;
+    let root = tempfile::tempdir().unwrap();
+    let repo = Repo::new(root.path(), "podinfo.git");
+    let c1 = repo.commit(
+        &[
+            ("version.txt", "1.0.0"),
+            (".sourceignore", "ignored/\n"),
+            ("ignored/x", "x"),
+            ("img.png", "p"),
+        ],
+        "first",
+    );
+    repo.tag("v1.0.0", false);
+    let c2 = repo.commit(&[("version.txt", "1.1.0")], "second");
+    repo.tag("v1.1.0", true);
+    let c3 = repo.commit(&[("version.txt", "2.0.0-rc.1")], "third");
+    repo.tag("v2.0.0-rc.1", false);
+    repo.push_ref("refs/pull/7/head");
+    let c4 = repo.commit(&[("version.txt", "main")], "fourth");
+    let server = GitHttpServer::start(root.path(), Some(("git", "s3cret"))).await;
+    basic_auth_secret(&client, &ns, "auth", "git", "s3cret").await;
+    let url = server.url("podinfo.git");
+    let _ctl = Controller::start(client.clone(), &ns, &[]).await;
+
+    let cases = [
+        (
+            "branch",
+            serde_json::json!({"branch": "main"}),
+            format!("main@sha1:{c4}"),
+            "main",
+        ),
+        (
+            "tag",
+            serde_json::json!({"tag": "v1.0.0"}),
+            format!("v1.0.0@sha1:{c1}"),
+            "1.0.0",
+        ),
+        (
+            "annotated",
+            serde_json::json!({"tag": "v1.1.0"}),
+            format!("v1.1.0@sha1:{c2}"),
+            "1.1.0",
+        ),
+        (
+            "semver",
+            serde_json::json!({"semver": ">=1.0.0 <2.0.0"}),
+            format!("v1.1.0@sha1:{c2}"),
+            "1.1.0",
+        ),
+        (
+            "semver-pre",
+            serde_json::json!({"semver": ">=2.0.0-0"}),
+            format!("v2.0.0-rc.1@sha1:{c3}"),
+            "2.0.0-rc.1",
+        ),
+        (
+            "commit",
+            serde_json::json!({"commit": c2}),
+            format!("sha1:{c2}"),
+            "1.1.0",
+        ),
+        (
+            "commit-branch",
+            serde_json::json!({"branch": "main", "commit": c1}),
+            format!("main@sha1:{c1}"),
+            "1.0.0",
+        ),
+        (
+            "name",
+            serde_json::json!({"name": "refs/pull/7/head"}),
+            format!("refs/pull/7/head@sha1:{c3}"),
+            "2.0.0-rc.1",
+        ),
+        (
+            "name-heads",
+            serde_json::json!({"name": "refs/heads/main"}),
+            format!("refs/heads/main@sha1:{c4}"),
+            "main",
+        ),
+    ];
+    for (name, r, _, _) in &cases {
+        create(&api, &gitrepo(name, &url, r.clone(), Some("auth"))).await;
+    }
+    for (name, _, want_rev, want_version) in &cases {
+        let o = wait_for(&api, name, "Ready=True", is_ready_true).await;
+        assert_eq!(&revision(&o), want_rev, "{name}");
+        let (_, reason, message) = ready(&o).unwrap();
+        assert_eq!(reason, "Succeeded");
+        assert_eq!(
+            message,
+            format!("stored artifact for revision '{want_rev}'")
+        );
+        let st = o.status.as_ref().unwrap();
+        let a = st.artifact.as_ref().unwrap();
+        let commit = want_rev.rsplit(':').next().unwrap();
+        assert_eq!(a.path, format!("gitrepository/{ns}/{name}/{commit}.tar.gz"));
+        let conds: Vec<_> = st
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(
+            conds,
+            [("Ready", "True"), ("ArtifactInStorage", "True")],
+            "{name}"
+        );
+        let bytes = artifact_bytes(&o);
+        assert_eq!(tar_file(&bytes, "version.txt"), *want_version, "{name}");
+        let list = tar_list(&bytes);
+        assert!(
+            !list.contains("ignored/x"),
+            ".sourceignore honoured: {list}"
+        );
+        // A .sourceignore replaces the default exclusions except the VCS ones (Flux semantics).
+        assert!(list.contains("img.png"), "{list}");
+        assert!(!list.contains(".git/"), "{list}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auth_failure_keeps_artifact_and_new_commit_lands_on_request() {
+    let (client, ns, api) = setup("git-auth").await;
+    let root = tempfile::tempdir().unwrap();
+    let repo = Repo::new(root.path(), "app.git");
+    let c1 = repo.commit(&[("a.yaml", "one")], "one");
+    let server = GitHttpServer::start(root.path(), Some(("git", "right"))).await;
+    basic_auth_secret(&client, &ns, "auth", "git", "right").await;
+    let ctl = Controller::start(client.clone(), &ns, &[]).await;
+    create(
+        &api,
+        &gitrepo(
+            "app",
+            &server.url("app.git"),
+            serde_json::json!({"branch": "main"}),
+            Some("auth"),
+        ),
+    )
+    .await;
+    let o = wait_for(&api, "app", "Ready=True", is_ready_true).await;
+    assert_eq!(revision(&o), format!("main@sha1:{c1}"));
+    let first = o.status.as_ref().unwrap().artifact.clone().unwrap();
+
+    // Unchanged remote on request: no new artifact, the skip is counted.
+    request_reconcile(&api, "app", "t1").await;
+    let o = wait_for(&api, "app", "lastHandledReconcileAt=t1", |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.as_deref())
+            == Some("t1")
+            && is_ready_true(o)
+    })
+    .await;
+    let again = o.status.as_ref().unwrap().artifact.clone().unwrap();
+    assert_eq!(
+        again.last_update_time, first.last_update_time,
+        "not re-archived"
+    );
+    assert_eq!(again.digest, first.digest);
+    let metrics = ctl.metrics();
+    assert!(
+        metrics.contains(&format!("gotk_git_fetch_skipped_total{{kind=\"GitRepository\",name=\"app\",namespace=\"{ns}\"}} 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("gotk_reconcile_duration_seconds_count{kind=\"GitRepository\",name=\"app\"")
+    );
+
+    // Wrong password: Ready=False with an actionable reason; the artifact stays served.
+    basic_auth_secret(&client, &ns, "auth", "git", "wrong").await;
+    request_reconcile(&api, "app", "t2").await;
+    let o = wait_for(&api, "app", "Ready=False", |o| {
+        ready(o).is_some_and(|(s, _, _)| s == "False")
+            && o.status
+                .as_ref()
+                .and_then(|s| s.last_handled_reconcile_at.as_deref())
+                == Some("t2")
+    })
+    .await;
+    let (_, reason, message) = ready(&o).unwrap();
+    assert_eq!(reason, "AuthenticationFailed", "{message}");
+    assert!(message.contains("spec.secretRef"), "{message}");
+    let st = o.status.as_ref().unwrap();
+    let ff = st
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "FetchFailed")
+        .unwrap();
+    assert_eq!(ff.status, "True");
+    let rec = st
+        .conditions
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|c| c.type_ == "Reconciling")
+        .unwrap();
+    assert_eq!(rec.reason, "ProgressingWithRetry");
+    assert_eq!(
+        st.artifact.as_ref().unwrap().digest,
+        first.digest,
+        "previous artifact kept"
+    );
+    artifact_bytes(&o);
+
+    // Fixed secret and a new commit: new artifact at once after a request.
+    basic_auth_secret(&client, &ns, "auth", "git", "right").await;
+    let c2 = repo.commit(&[("a.yaml", "two")], "two");
+    request_reconcile(&api, "app", "t3").await;
+    let o = wait_for(&api, "app", "new revision", |o| {
+        revision(o) == format!("main@sha1:{c2}") && is_ready_true(o)
+    })
+    .await;
+    assert_eq!(
+        o.status
+            .as_ref()
+            .unwrap()
+            .last_handled_reconcile_at
+            .as_deref(),
+        Some("t3")
+    );
+    assert!(
+        o.status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .as_ref()
+            .unwrap()
+            .iter()
+            .all(|c| c.type_ != "FetchFailed")
+    );
+    assert_eq!(tar_file(&artifact_bytes(&o), "a.yaml"), "two");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn missing_branch_unreachable_host_and_bad_url() {
+    let (client, ns, api) = setup("git-fail").await;
+    let root = tempfile::tempdir().unwrap();
+    let repo = Repo::new(root.path(), "r.git");
+    repo.commit(&[("a", "a")], "a");
+    let server = GitHttpServer::start(root.path(), None).await;
+    let _ctl = Controller::start(client.clone(), &ns, &[]).await;
+    let dead = format!("http://127.0.0.1:{}/r.git", free_port());
+    create(
+        &api,
+        &gitrepo(
+            "nobranch",
+            &server.url("r.git"),
+            serde_json::json!({"branch": "nope"}),
+            None,
+        ),
+    )
+    .await;
+    create(
+        &api,
+        &gitrepo(
+            "unreachable",
+            &dead,
+            serde_json::json!({"branch": "main"}),
+            None,
+        ),
+    )
+    .await;
+    create(
+        &api,
+        &gitrepo(
+            "badurl",
+            "http://exa mple.com:xx/r.git",
+            serde_json::json!({"branch": "main"}),
+            None,
+        ),
+    )
+    .await;
+    create(
+        &api,
+        &gitrepo(
+            "missing-secret",
+            &server.url("r.git"),
+            serde_json::json!({"branch": "main"}),
+            Some("absent"),
+        ),
+    )
+    .await;
+
+    let is_false = |o: &GitRepository| ready(o).is_some_and(|(s, _, _)| s == "False");
+    let o = wait_for(&api, "nobranch", "Ready=False", is_false).await;
+    let (_, reason, message) = ready(&o).unwrap();
+    assert_eq!(reason, "GitOperationFailed");
+    assert!(
+        message.contains("couldn't find remote ref 'refs/heads/nope'"),
+        "{message}"
+    );
+
+    let o = wait_for(&api, "unreachable", "Ready=False", is_false).await;
+    let (_, reason, message) = ready(&o).unwrap();
+    assert_eq!(reason, "GitOperationFailed");
+    assert!(message.contains(&dead), "{message}");
+
+    let o = wait_for(&api, "badurl", "Stalled", |o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Stalled" && c.status == "True"))
+    })
+    .await;
+    let (_, reason, _) = ready(&o).unwrap();
+    assert_eq!(reason, "URLInvalid");
+    assert_eq!(
+        o.status.as_ref().unwrap().observed_generation,
+        o.metadata.generation
+    );
+
+    let o = wait_for(&api, "missing-secret", "Ready=False", is_false).await;
+    let (_, reason, message) = ready(&o).unwrap();
+    assert_eq!(reason, "AuthenticationFailed");
+    assert!(message.contains("absent"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delete_removes_artifacts_and_kubectl_wait_works() {
+    let (client, ns, api) = setup("git-del").await;
+    let root = tempfile::tempdir().unwrap();
+    let repo = Repo::new(root.path(), "r.git");
+    repo.commit(&[("a", "a")], "a");
+    let server = GitHttpServer::start(root.path(), None).await;
+    let ctl = Controller::start(client.clone(), &ns, &[]).await;
+    create(
+        &api,
+        &gitrepo(
+            "gone",
+            &server.url("r.git"),
+            serde_json::json!({"branch": "main"}),
+            None,
+        ),
+    )
+    .await;
+
+    let kubectl = ferroflux_testenv::oracle("kubectl");
+    let kubeconfig = ControlPlane::shared().kubeconfig_path.clone();
+    let out = tokio::process::Command::new(&kubectl)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "-n",
+            &ns,
+            "wait",
+            "--for=condition=ready",
+            "gitrepository/gone",
+            "--timeout=60s",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl wait: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("condition met"));
+
+    let o = wait_for(&api, "gone", "Ready=True", is_ready_true).await;
+    assert!(
+        o.metadata
+            .finalizers
+            .as_ref()
+            .unwrap()
+            .contains(&"finalizers.fluxcd.io".to_string())
+    );
+    let dir = ctl.storage.path().join(format!("gitrepository/{ns}/gone"));
+    assert!(dir.exists());
+    api.delete("gone", &DeleteParams::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while api.get_opt("gone").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "object not finalized"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!dir.exists(), "artifacts removed");
+}

@@ -1,0 +1,270 @@
+//! Test helpers: git repositories made with the git CLI, a git HTTP server, source-controller
+//! started in-process on the shared control plane, and polling helpers.
+#![allow(dead_code)]
+
+pub mod git_http;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use ferroflux_api::source::GitRepository;
+use ferroflux_source_controller::{Args, CONTROLLER};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+
+/// Runs git with a fixed identity; panics with stderr on failure. Returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A bare repository `<root>/<name>` with a work tree beside it for committing.
+pub struct Repo {
+    pub bare: PathBuf,
+    pub work: PathBuf,
+}
+
+impl Repo {
+    pub fn new(root: &Path, name: &str) -> Repo {
+        let bare = root.join(name);
+        std::fs::create_dir_all(&bare).unwrap();
+        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+        let work = root.join(format!("{name}.work"));
+        std::fs::create_dir_all(&work).unwrap();
+        git(&work, &["init", "-q", "-b", "main"]);
+        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        Repo { bare, work }
+    }
+
+    /// Writes files, commits on the current branch and pushes it; returns the commit id.
+    pub fn commit(&self, files: &[(&str, &str)], msg: &str) -> String {
+        for (p, c) in files {
+            let path = self.work.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, c).unwrap();
+        }
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "-m", msg]);
+        let branch = git(&self.work, &["rev-parse", "--abbrev-ref", "HEAD"]);
+        git(&self.work, &["push", "-q", "-f", "origin", &branch]);
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    pub fn tag(&self, name: &str, annotated: bool) {
+        if annotated {
+            git(&self.work, &["tag", "-a", name, "-m", name]);
+        } else {
+            git(&self.work, &["tag", name]);
+        }
+        git(&self.work, &["push", "-q", "origin", name]);
+    }
+
+    pub fn push_ref(&self, refname: &str) {
+        git(
+            &self.work,
+            &["push", "-q", "origin", &format!("HEAD:{refname}")],
+        );
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// source-controller running in-process, watching one namespace.
+pub struct Controller {
+    pub storage: tempfile::TempDir,
+    pub cache: tempfile::TempDir,
+    pub storage_addr: String,
+    pub metrics_addr: String,
+    trigger: ferroflux_runtime::shutdown::ShutdownTrigger,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.trigger.trigger();
+        self.task.abort();
+    }
+}
+
+impl Controller {
+    pub async fn start(client: kube::Client, namespace: &str, extra: &[&str]) -> Controller {
+        let storage = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let storage_addr = format!("127.0.0.1:{}", free_port());
+        let metrics_addr = format!("127.0.0.1:{}", free_port());
+        let mut argv: Vec<String> = vec![
+            "source-controller".into(),
+            format!("--storage-path={}", storage.path().display()),
+            format!("--storage-addr={storage_addr}"),
+            format!("--storage-adv-addr={storage_addr}"),
+            format!("--git-cache-path={}", cache.path().display()),
+            format!("--metrics-addr={metrics_addr}"),
+            "--health-addr=127.0.0.1:0".into(),
+            "--watch-all-namespaces=false".into(),
+            format!("--runtime-namespace={namespace}"),
+            "--log-encoding=console".into(),
+            "--log-level=info".into(),
+        ];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        let args = Args::try_parse_from(argv).unwrap();
+        args.runtime.init_logging();
+        let manager =
+            ferroflux_runtime::Manager::with_client(CONTROLLER, args.runtime.clone(), client);
+        let trigger = manager.shutdown_trigger();
+        let task = tokio::spawn(async move {
+            if let Err(e) = ferroflux_source_controller::run(args, manager, false).await {
+                panic!("source-controller failed: {e:#}");
+            }
+        });
+        Controller {
+            storage,
+            cache,
+            storage_addr,
+            metrics_addr,
+            trigger,
+            task,
+        }
+    }
+
+    pub fn metrics(&self) -> String {
+        curl(&format!("http://{}/metrics", self.metrics_addr)).0
+    }
+}
+
+/// GET with curl: (body as lossy text, raw bytes).
+pub fn curl(url: &str) -> (String, Vec<u8>) {
+    let out = std::process::Command::new("curl")
+        .args(["-sSf", url])
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "GET {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.stdout,
+    )
+}
+
+pub fn gitrepo(
+    name: &str,
+    url: &str,
+    reference: serde_json::Value,
+    secret: Option<&str>,
+) -> GitRepository {
+    let mut spec =
+        serde_json::json!({ "url": url, "interval": "10m", "ref": reference, "timeout": "20s" });
+    if let Some(s) = secret {
+        spec["secretRef"] = serde_json::json!({ "name": s });
+    }
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": { "name": name },
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+pub async fn create(api: &Api<GitRepository>, obj: &GitRepository) {
+    api.create(&PostParams::default(), obj).await.unwrap();
+}
+
+pub async fn basic_auth_secret(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    user: &str,
+    pass: &str,
+) {
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let s: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": {"username": user, "password": pass},
+    }))
+    .unwrap();
+    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&s))
+        .await
+        .unwrap();
+}
+
+pub async fn request_reconcile(api: &Api<GitRepository>, name: &str, token: &str) {
+    let p = serde_json::json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&p))
+        .await
+        .unwrap();
+}
+
+/// Polls until `pred` holds (60 s), returning the object; panics with its last state.
+pub async fn wait_for(
+    api: &Api<GitRepository>,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&GitRepository) -> bool,
+) -> GitRepository {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut last = None;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(Some(o)) = api.get_opt(name).await {
+            if pred(&o) {
+                return o;
+            }
+            last = Some(o);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!(
+        "timed out waiting for {name}: {what}; last status: {}",
+        serde_json::to_string_pretty(&last.and_then(|o| o.status)).unwrap()
+    );
+}
+
+pub fn ready(o: &GitRepository) -> Option<(String, String, String)> {
+    o.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+pub fn is_ready_true(o: &GitRepository) -> bool {
+    ready(o).is_some_and(|(s, _, _)| s == "True")
+        && o.status.as_ref().and_then(|s| s.observed_generation) == o.metadata.generation
+}
+
+pub fn revision(o: &GitRepository) -> String {
+    o.status
+        .as_ref()
+        .and_then(|s| s.artifact.as_ref())
+        .map(|a| a.revision.clone())
+        .unwrap_or_default()
+}
