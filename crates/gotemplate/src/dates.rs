@@ -152,7 +152,9 @@ impl Object for Time {
         Some(match name {
             "Unix" => Value::Int(self.secs, IntKind::Int64),
             "UnixNano" => Value::Int(
-                self.secs * 1_000_000_000 + self.nanos as i64,
+                self.secs
+                    .wrapping_mul(1_000_000_000)
+                    .wrapping_add(self.nanos as i64),
                 IntKind::Int64,
             ),
             "Year" => Value::int(civil(self.secs.div_euclid(86_400)).0),
@@ -277,7 +279,7 @@ pub fn register(m: &mut HashMap<String, Func>) {
         Arc::new(|ex, a| {
             let now = ex.host.now();
             let t = as_time(a.first().unwrap_or(&Value::Nil), now);
-            Ok(Value::str(duration_string(now.0 - t.secs)))
+            Ok(Value::str(duration_string(now.0.saturating_sub(t.secs))))
         }),
     );
     m.insert(
@@ -301,7 +303,12 @@ pub fn register(m: &mut HashMap<String, Func>) {
             .filter(|x| !x.is_empty())
             .filter_map(|x| x.parse().ok())
             .collect();
-        if p.len() < 3 {
+        let ok = p.len() >= 3
+            && (0..=9999).contains(&p[0])
+            && (1..=12).contains(&p[1])
+            && (1..=31).contains(&p[2])
+            && p.iter().skip(3).take(3).all(|x| (0..=60).contains(x));
+        if !ok {
             return Err(format!("parsing time {s:?}: cannot parse"));
         }
         let days = days_from_civil(p[0], p[1] as u32, p[2] as u32);
@@ -318,7 +325,7 @@ pub fn register(m: &mut HashMap<String, Func>) {
         let t = as_time(a.get(1).unwrap_or(&Value::Nil), ex.host.now());
         let secs = parse_duration(d).ok_or_else(|| format!("time: invalid duration {d:?}"))?;
         Ok(Value::Object(Arc::new(Time {
-            secs: t.secs + secs,
+            secs: t.secs.saturating_add(secs),
             nanos: t.nanos,
         })))
     });

@@ -79,6 +79,12 @@ pub struct Templates {
     funcs: Arc<HashMap<String, Func>>,
     /// Helm's `missingkey=error` (strict) instead of zero.
     pub strict: bool,
+    /// Most nested template calls (`template`, `include`, `tpl`) before an error.
+    pub max_depth: usize,
+    /// Most execution steps (nodes and loop iterations) of one `execute`, 0 = unlimited.
+    pub max_steps: u64,
+    /// Largest output of one `execute`, in bytes, 0 = unlimited.
+    pub max_output: usize,
 }
 
 impl Default for Templates {
@@ -96,6 +102,9 @@ impl Templates {
             trees: HashMap::new(),
             funcs: Arc::new(funcs),
             strict: false,
+            max_depth: 1000,
+            max_steps: 0,
+            max_output: 0,
         }
     }
 
@@ -140,6 +149,7 @@ impl Templates {
             host,
             include_counts: HashMap::new(),
             depth: 0,
+            steps: 0,
             vars: Vec::new(),
             tree: None,
             at: (0, String::new()),
@@ -167,6 +177,7 @@ pub struct Exec<'a> {
     pub host: &'a mut dyn Host,
     include_counts: HashMap<String, usize>,
     depth: usize,
+    steps: u64,
     vars: Vec<(String, Value)>,
     tree: Option<Arc<Tree>>,
     at: (usize, String),
@@ -249,8 +260,11 @@ impl Exec<'_> {
             }
             return Err(self.err(format!("template {name:?} not defined")));
         };
-        if self.depth >= MAX_DEPTH * 10 {
-            return Err(self.err("exceeded maximum template depth (10000)"));
+        if self.depth >= self.set.max_depth {
+            return Err(self.err(format!(
+                "exceeded maximum template depth ({})",
+                self.set.max_depth
+            )));
         }
         self.depth += 1;
         let saved_vars = std::mem::replace(&mut self.vars, vec![("$".to_string(), data.clone())]);
@@ -287,6 +301,13 @@ impl Exec<'_> {
 
     fn walk(&mut self, dot: &Value, nodes: &[Node], out: &mut String) -> R<Flow> {
         for n in nodes {
+            self.steps += 1;
+            if self.set.max_steps > 0 && self.steps > self.set.max_steps {
+                return Err(self.err(format!("execution exceeded {} steps", self.set.max_steps)));
+            }
+            if self.set.max_output > 0 && out.len() > self.set.max_output {
+                return Err(self.err(format!("output exceeded {} bytes", self.set.max_output)));
+            }
             match n {
                 Node::Text(t) => out.push_str(t),
                 Node::Action(pipe) => {
@@ -346,6 +367,10 @@ impl Exec<'_> {
         let v = self.eval_pipeline_no_decl(dot, &b.pipe)?;
         let mark = self.vars.len();
         let mut one = |this: &mut Self, k: Value, e: Value| -> R<Flow> {
+            this.steps += 1;
+            if this.set.max_steps > 0 && this.steps > this.set.max_steps {
+                return Err(this.err(format!("execution exceeded {} steps", this.set.max_steps)));
+            }
             match b.pipe.decl.len() {
                 0 => {}
                 1 => this.assign_or_push(&b.pipe, 0, e.clone()),

@@ -23,6 +23,16 @@ fn reg(
     m.insert(name.to_string(), Arc::new(f));
 }
 
+/// The largest string or list a function will build (a guard against runaway templates).
+pub const MAX_GENERATED: i64 = 64 << 20;
+
+fn gen_limit(n: i64) -> Result<usize, String> {
+    if n > MAX_GENERATED {
+        return Err(format!("requested size {n} is too large"));
+    }
+    Ok(n.max(0) as usize)
+}
+
 fn arity(name: &str, a: Args, n: usize) -> Result<(), String> {
     if a.len() != n {
         return Err(format!(
@@ -459,7 +469,7 @@ fn abbrev(width: i64, s: &str) -> String {
 
 fn random_string(ex: &mut Exec<'_>, count: i64, set: &[char]) -> String {
     let mut o = String::new();
-    for _ in 0..count.max(0) {
+    for _ in 0..count.clamp(0, MAX_GENERATED) {
         let r = ex.host.random_u64();
         o.push(set[(r % set.len() as u64) as usize]);
     }
@@ -882,7 +892,10 @@ fn strings(m: &mut HashMap<String, Func>) {
     });
     reg(m, "repeat", |_, a| {
         arity("repeat", a, 2)?;
-        Ok(Value::str(s(a, 1)?.repeat(n(a, 0)?.max(0) as usize)))
+        let x = s(a, 1)?;
+        let c = gen_limit(n(a, 0)?)?;
+        gen_limit((c as i64).saturating_mul(x.len() as i64))?;
+        Ok(Value::str(x.repeat(c)))
     });
     reg(m, "trim", |_, a| Ok(Value::str(s(a, 0)?.trim())));
     let trim_all: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
@@ -1034,7 +1047,7 @@ fn strings(m: &mut HashMap<String, Func>) {
     });
     reg(m, "indent", |_, a| {
         arity("indent", a, 2)?;
-        let pad = " ".repeat(n(a, 0)?.max(0) as usize);
+        let pad = " ".repeat(gen_limit(n(a, 0)?)?);
         let x = s(a, 1)?;
         Ok(Value::str(format!(
             "{pad}{}",
@@ -1043,7 +1056,7 @@ fn strings(m: &mut HashMap<String, Func>) {
     });
     reg(m, "nindent", |_, a| {
         arity("nindent", a, 2)?;
-        let pad = " ".repeat(n(a, 0)?.max(0) as usize);
+        let pad = " ".repeat(gen_limit(n(a, 0)?)?);
         let x = s(a, 1)?;
         Ok(Value::str(format!(
             "\n{pad}{}",
@@ -1560,6 +1573,7 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     });
     reg(m, "until", |_, a| {
         let c = n(a, 0)?;
+        gen_limit(c.saturating_abs())?;
         let v: Vec<Value> = if c >= 0 {
             (0..c).map(Value::int).collect()
         } else {
@@ -1570,6 +1584,9 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     reg(m, "untilStep", |_, a| {
         arity("untilStep", a, 3)?;
         let (st, stop, step) = (n(a, 0)?, n(a, 1)?, n(a, 2)?);
+        if step != 0 {
+            gen_limit((stop.saturating_sub(st) / step).saturating_abs())?;
+        }
         let mut v = Vec::new();
         if step > 0 && st < stop {
             let mut i = st;
@@ -1598,6 +1615,7 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
         if step == 0 {
             return Ok(Value::str(""));
         }
+        gen_limit((end.saturating_sub(st) / step).saturating_abs())?;
         let mut i = st;
         while (step > 0 && i <= end) || (step < 0 && i >= end) {
             v.push(i.to_string());
@@ -1823,7 +1841,7 @@ fn misc(m: &mut HashMap<String, Func>) {
         )))
     });
     reg(m, "randBytes", |ex, a| {
-        let c = n(a, 0)?.max(0) as usize;
+        let c = gen_limit(n(a, 0)?)?;
         let b: Vec<u8> = (0..c).map(|_| ex.host.random_u64() as u8).collect();
         Ok(Value::str(
             base64::engine::general_purpose::STANDARD.encode(b),

@@ -238,6 +238,73 @@ pub fn manifest_string(manifests: &[crate::sort::Manifest]) -> String {
     s
 }
 
+/// The `chart` object of a release (`pkg/chart/v2/chart.go` JSON): metadata, lock,
+/// templates and files as base64 `data`, default values, schema. Subcharts are not
+/// serialized, as in Helm.
+pub fn chart_json(c: &crate::Chart) -> serde_json::Value {
+    use serde_json::json;
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let files = |fs: &[crate::chart::File]| -> Vec<serde_json::Value> {
+        fs.iter()
+            .map(|f| json!({"name": f.name, "data": b64(&f.data)}))
+            .collect()
+    };
+    let metadata =
+        ferroflux_gotemplate::json::to_serde(&ferroflux_gotemplate::Value::map(c.metadata.clone()));
+    let lock = c
+        .lock
+        .as_ref()
+        .and_then(|l| {
+            ferroflux_gotemplate::yaml::parse(
+                &String::from_utf8_lossy(l),
+                ferroflux_gotemplate::yaml::Numbers::Json,
+            )
+            .ok()
+        })
+        .map(|v| ferroflux_gotemplate::json::to_serde(&v))
+        .unwrap_or(serde_json::Value::Null);
+    json!({
+        "metadata": metadata,
+        "lock": lock,
+        "templates": files(&c.templates),
+        "values": ferroflux_gotemplate::json::to_serde(&ferroflux_gotemplate::Value::map(c.values.clone())),
+        "schema": c.schema.as_ref().map(|s| serde_json::Value::String(b64(s))).unwrap_or(serde_json::Value::Null),
+        "files": files(&c.files),
+    })
+}
+
+/// A release for an install, as `helm install` records it once deployed: revision 1,
+/// status `deployed`, description "Install complete". `now` is RFC 3339 (the caller's clock).
+pub fn new_install(
+    name: &str,
+    namespace: &str,
+    chart: &crate::Chart,
+    config: &ferroflux_gotemplate::Map,
+    rendered: &crate::Rendered,
+    now: &str,
+) -> Release {
+    Release {
+        name: name.to_string(),
+        info: Some(Info {
+            first_deployed: now.to_string(),
+            last_deployed: now.to_string(),
+            description: "Install complete".into(),
+            status: "deployed".into(),
+            notes: rendered.notes.clone(),
+            ..Default::default()
+        }),
+        chart: Some(chart_json(chart)),
+        config: Some(ferroflux_gotemplate::json::to_serde(
+            &ferroflux_gotemplate::Value::map(config.clone()),
+        )),
+        manifest: rendered.manifest(),
+        hooks: rendered.hooks.iter().map(Hook::from).collect(),
+        version: 1,
+        namespace: namespace.to_string(),
+        apply_method: "ssa".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
