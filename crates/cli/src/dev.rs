@@ -42,6 +42,18 @@ fn read_state() -> Option<DevState> {
     serde_json::from_str(&text).ok()
 }
 
+/// The kubeconfig of the local control plane when `dev up` left one running.
+pub fn running_kubeconfig() -> Option<PathBuf> {
+    read_state()
+        .filter(|s| s.pids.iter().all(|p| alive(*p)))
+        .map(|s| s.kubeconfig)
+}
+
+/// Where `dev up` keeps its state and logs.
+pub fn dev_dir() -> PathBuf {
+    state_dir()
+}
+
 fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -56,7 +68,10 @@ pub async fn run(command: DevCommand) -> anyhow::Result<()> {
 
 async fn up() -> anyhow::Result<()> {
     if let Some(state) = read_state().filter(|s| s.pids.iter().all(|p| alive(*p))) {
-        println!("► the local control plane is already running ({}, {})", state.server, state.version);
+        println!(
+            "► the local control plane is already running ({}, {})",
+            state.server, state.version
+        );
         print_next_steps(&state);
         return Ok(());
     }
@@ -64,10 +79,16 @@ async fn up() -> anyhow::Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cleaning {}", dir.display()))?;
     }
-    println!("► starting the local control plane (etcd + kube-apiserver; the first run builds them from Go modules, which takes several minutes)");
-    let plane = ControlPlane::start(StartOptions { owner_pid: None, state_dir: Some(dir.clone()), install_crds: true })
-        .await
-        .context("starting the local control plane")?;
+    println!(
+        "► starting the local control plane (etcd + kube-apiserver; the first run builds them from Go modules, which takes several minutes)"
+    );
+    let plane = ControlPlane::start(StartOptions {
+        owner_pid: None,
+        state_dir: Some(dir.clone()),
+        install_crds: true,
+    })
+    .await
+    .context("starting the local control plane")?;
     let state = DevState {
         server: plane.server.clone(),
         kubeconfig: plane.kubeconfig_path.clone(),
@@ -75,13 +96,22 @@ async fn up() -> anyhow::Result<()> {
         pids: plane.supervisor_pids.clone(),
     };
     std::fs::write(state_file(), serde_json::to_string_pretty(&state)?)?;
-    println!("✔ kube-apiserver {} ready at {} in {:.1?}", plane.version, plane.server, plane.start_time);
+    println!(
+        "✔ kube-apiserver {} ready at {} in {:.1?}",
+        plane.version, plane.server, plane.start_time
+    );
     let crds = ferroflux_api::crds::all();
     println!("✔ {} CRDs installed:", crds.len());
     for entry in &crds {
-        println!("  {} ({})", entry.crd.metadata.name.as_deref().unwrap_or_default(), entry.component);
+        println!(
+            "  {} ({})",
+            entry.crd.metadata.name.as_deref().unwrap_or_default(),
+            entry.component
+        );
     }
-    println!("✗ controllers: not yet available (source, kustomize, helm and notification controllers are being written)");
+    println!(
+        "✗ controllers: not yet available (source, kustomize, helm and notification controllers are being written)"
+    );
     print_next_steps(&state);
     Ok(())
 }
@@ -95,12 +125,18 @@ fn print_next_steps(state: &DevState) {
 
 fn down() -> anyhow::Result<()> {
     let Some(state) = read_state() else {
-        println!("► nothing to stop: no local control plane was started from {}", state_dir().display());
+        println!(
+            "► nothing to stop: no local control plane was started from {}",
+            state_dir().display()
+        );
         return Ok(());
     };
     for pid in &state.pids {
         if alive(*pid) {
-            let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status()?;
+            let status = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()?;
             if !status.success() {
                 bail!("could not stop process {pid}");
             }
@@ -121,11 +157,17 @@ fn down() -> anyhow::Result<()> {
 fn status() -> anyhow::Result<()> {
     match read_state() {
         Some(state) if state.pids.iter().all(|p| alive(*p)) => {
-            println!("✔ running: kube-apiserver {} at {}", state.version, state.server);
+            println!(
+                "✔ running: kube-apiserver {} at {}",
+                state.version, state.server
+            );
             println!("  KUBECONFIG={}", state.kubeconfig.display());
             Ok(())
         }
-        Some(_) => bail!("the local control plane is not running (stale state in {}); run `ferroflux dev up`", state_dir().display()),
+        Some(_) => bail!(
+            "the local control plane is not running (stale state in {}); run `ferroflux dev up`",
+            state_dir().display()
+        ),
         None => bail!("the local control plane is not running; run `ferroflux dev up`"),
     }
 }

@@ -1,0 +1,1109 @@
+//! The `ferroflux` binary against the real control plane: what it writes to and reads
+//! from the API server, its output and its exit codes. No controller runs: where a verb
+//! needs a reconciled object, the test plays the controller by patching status.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use ferroflux_testenv::{ControlPlane, oracle, workspace_root};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+
+fn cp() -> &'static ControlPlane {
+    ControlPlane::shared()
+}
+
+fn ferroflux(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .arg("--kubeconfig")
+        .arg(&cp().kubeconfig_path)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ferroflux")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "ferroflux failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn kubectl_apply(yaml: &str) {
+    let mut child = Command::new(oracle("kubectl"))
+        .arg("--kubeconfig")
+        .arg(&cp().kubeconfig_path)
+        .args(["apply", "--server-side", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "kubectl apply: {}", text(&out.stderr));
+}
+
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+fn git() -> ApiResource {
+    resource(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "GitRepository",
+        "gitrepositories",
+    )
+}
+fn ks() -> ApiResource {
+    resource(
+        "kustomize.toolkit.fluxcd.io",
+        "v1",
+        "Kustomization",
+        "kustomizations",
+    )
+}
+fn hr() -> ApiResource {
+    resource(
+        "helm.toolkit.fluxcd.io",
+        "v2",
+        "HelmRelease",
+        "helmreleases",
+    )
+}
+
+async fn setup(prefix: &str) -> (kube::Client, String) {
+    let client = cp().client().await.unwrap();
+    let ns = cp().namespace(&client, prefix).await.unwrap();
+    (client, ns)
+}
+
+async fn patch_status(
+    client: &kube::Client,
+    ar: &ApiResource,
+    ns: &str,
+    name: &str,
+    status: Value,
+) {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .unwrap();
+}
+
+async fn get(client: &kube::Client, ar: &ApiResource, ns: &str, name: &str) -> DynamicObject {
+    Api::<DynamicObject>::namespaced_with(client.clone(), ns, ar)
+        .get(name)
+        .await
+        .unwrap()
+}
+
+fn ready(generation: i64, message: &str) -> Value {
+    json!([{
+        "type": "Ready", "status": "True", "reason": "Succeeded", "message": message,
+        "observedGeneration": generation, "lastTransitionTime": "2026-01-01T00:00:00Z"
+    }])
+}
+
+fn create_git(ns: &str, name: &str) {
+    let out = ferroflux(&[
+        "create",
+        "source",
+        "git",
+        name,
+        "--url=https://github.com/stefanprodan/podinfo",
+        "--branch=master",
+        "--interval=30s",
+        "--export",
+        "-n",
+        ns,
+    ]);
+    kubectl_apply(&ok(&out));
+}
+
+fn create_ks(ns: &str, name: &str, source: &str) {
+    let out = ferroflux(&[
+        "create",
+        "kustomization",
+        name,
+        "--source",
+        source,
+        "--path=./kustomize",
+        "--prune=true",
+        "--interval=5m",
+        "--target-namespace=default",
+        "--export",
+        "-n",
+        ns,
+    ]);
+    kubectl_apply(&ok(&out));
+}
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+#[test]
+fn help_of_every_subcommand_is_complete() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &[],
+            &[
+                "install",
+                "uninstall",
+                "check",
+                "version",
+                "create",
+                "get",
+                "reconcile",
+                "suspend",
+                "resume",
+                "delete",
+                "export",
+                "events",
+                "logs",
+                "tree",
+                "build",
+                "diff",
+                "kustomize",
+                "helm",
+                "dev",
+                "--kubeconfig",
+                "--context",
+                "--namespace",
+                "--timeout",
+            ],
+        ),
+        (
+            &["create", "source", "git"],
+            &[
+                "--url",
+                "--branch",
+                "--tag",
+                "--tag-semver",
+                "--commit",
+                "--interval",
+                "--secret-ref",
+                "--export",
+            ],
+        ),
+        (
+            &["create", "source", "helm"],
+            &["--url", "--secret-ref", "--export"],
+        ),
+        (
+            &["create", "source", "oci"],
+            &["--url", "--tag", "--digest", "--export"],
+        ),
+        (
+            &["create", "source", "bucket"],
+            &["--bucket-name", "--endpoint", "--export"],
+        ),
+        (
+            &["create", "kustomization"],
+            &[
+                "--source",
+                "--path",
+                "--prune",
+                "--interval",
+                "--target-namespace",
+                "--depends-on",
+                "--wait",
+                "--health-check-timeout",
+                "--export",
+            ],
+        ),
+        (
+            &["create", "helmrelease"],
+            &[
+                "--source",
+                "--chart",
+                "--chart-version",
+                "--values",
+                "--target-namespace",
+                "--export",
+            ],
+        ),
+        (
+            &["get", "kustomizations"],
+            &["--all-namespaces", "--watch", "--no-header"],
+        ),
+        (&["get", "sources", "git"], &["--all-namespaces", "--watch"]),
+        (&["reconcile", "kustomization"], &["--with-source"]),
+        (
+            &["reconcile", "helmrelease"],
+            &["--with-source", "--force", "--reset"],
+        ),
+        (&["suspend", "kustomization"], &["--all"]),
+        (&["delete", "kustomization"], &["--silent"]),
+        (&["uninstall"], &["--keep-namespace", "--silent"]),
+        (&["install"], &["--export"]),
+        (&["check"], &["--pre"]),
+        (&["events"], &["--for", "--all-namespaces"]),
+        (&["tree", "kustomization"], &["--compact", "--output"]),
+        (&["build", "kustomization"], &["--path"]),
+        (&["diff", "kustomization"], &["--path"]),
+        (
+            &["helm", "template"],
+            &["--values", "--set", "--include-crds"],
+        ),
+    ];
+    for (args, flags) in cases {
+        let mut full = args.to_vec();
+        full.push("--help");
+        let out = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+            .args(&full)
+            .output()
+            .unwrap();
+        let help = ok(&out);
+        for flag in *flags {
+            assert!(
+                help.contains(flag),
+                "`ferroflux {}` lacks {flag}:\n{help}",
+                full.join(" ")
+            );
+        }
+    }
+}
+
+#[test]
+fn create_export_prints_flux_yaml() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .args([
+            "create",
+            "source",
+            "git",
+            "podinfo",
+            "--url=https://github.com/stefanprodan/podinfo",
+            "--branch=master",
+            "--interval=30s",
+            "--export",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok(&out),
+        "---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: podinfo\n  namespace: flux-system\n\
+         spec:\n  interval: 30s\n  ref:\n    branch: master\n  url: https://github.com/stefanprodan/podinfo\n"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .args([
+            "create",
+            "kustomization",
+            "podinfo",
+            "--target-namespace=default",
+            "--source=podinfo",
+            "--path=./kustomize",
+            "--prune=true",
+            "--interval=5m",
+            "--export",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok(&out),
+        "---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: podinfo\n  namespace: flux-system\n\
+         spec:\n  interval: 5m0s\n  path: ./kustomize\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: podinfo\n  targetNamespace: default\n"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .args([
+            "create",
+            "kustomization",
+            "x",
+            "--source=podinfo",
+            "--path=kustomize",
+            "--export",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("path must begin with ./"));
+}
+
+#[tokio::test]
+async fn create_export_applied_back_gives_the_same_object() {
+    let (client, ns) = setup("cli-create").await;
+    create_git(&ns, "podinfo");
+    create_ks(&ns, "podinfo", "GitRepository/podinfo");
+    let values =
+        std::env::temp_dir().join(format!("ferroflux-cli-values-{}.yaml", std::process::id()));
+    std::fs::write(&values, "replicaCount: 2\nimage:\n  tag: 6.5.0\n").unwrap();
+    let out = ferroflux(&[
+        "create",
+        "helmrelease",
+        "podinfo",
+        "--source=HelmRepository/podinfo",
+        "--chart=podinfo",
+        "--chart-version=>=6.0.0",
+        "--values",
+        values.to_str().unwrap(),
+        "--target-namespace=default",
+        "--export",
+        "-n",
+        &ns,
+    ]);
+    kubectl_apply(&ok(&out));
+    let g = get(&client, &git(), &ns, "podinfo").await;
+    assert_eq!(
+        g.data["spec"]["url"],
+        "https://github.com/stefanprodan/podinfo"
+    );
+    assert_eq!(g.data["spec"]["ref"]["branch"], "master");
+    assert_eq!(g.data["spec"]["interval"], "30s");
+    let k = get(&client, &ks(), &ns, "podinfo").await;
+    assert_eq!(k.data["spec"]["path"], "./kustomize");
+    assert_eq!(k.data["spec"]["prune"], true);
+    assert_eq!(k.data["spec"]["interval"], "5m0s");
+    assert_eq!(
+        k.data["spec"]["sourceRef"],
+        json!({"kind": "GitRepository", "name": "podinfo"})
+    );
+    assert_eq!(k.data["spec"]["targetNamespace"], "default");
+    let h = get(&client, &hr(), &ns, "podinfo").await;
+    assert_eq!(h.data["spec"]["chart"]["spec"]["chart"], "podinfo");
+    assert_eq!(h.data["spec"]["chart"]["spec"]["version"], ">=6.0.0");
+    assert_eq!(
+        h.data["spec"]["chart"]["spec"]["sourceRef"],
+        json!({"kind": "HelmRepository", "name": "podinfo"})
+    );
+    assert_eq!(
+        h.data["spec"]["values"],
+        json!({"replicaCount": 2, "image": {"tag": "6.5.0"}})
+    );
+    // `export` of the applied object prints what `create --export` printed (plus the defaults the API server filled in).
+    let exported = ok(&ferroflux(&[
+        "export", "source", "git", "podinfo", "-n", &ns,
+    ]));
+    assert!(
+        exported.starts_with("---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\n"),
+        "{exported}"
+    );
+    assert!(exported.contains("  url: https://github.com/stefanprodan/podinfo\n"));
+    assert!(
+        !exported.contains("status:")
+            && !exported.contains("resourceVersion")
+            && !exported.contains("uid:")
+    );
+    let _ = std::fs::remove_file(values);
+}
+
+#[tokio::test]
+async fn create_without_export_applies_and_times_out_waiting_for_a_controller() {
+    let (client, ns) = setup("cli-apply").await;
+    let out = ferroflux(&[
+        "create",
+        "source",
+        "git",
+        "app",
+        "--url=https://example.com/app.git",
+        "--tag=v1.0.0",
+        "--timeout=2s",
+        "-n",
+        &ns,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("✚ generating GitRepository source"), "{err}");
+    assert!(err.contains("GitRepository source created"), "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    let g = get(&client, &git(), &ns, "app").await;
+    assert_eq!(g.data["spec"]["ref"]["tag"], "v1.0.0");
+}
+
+#[tokio::test]
+async fn get_prints_flux_columns_and_revisions() {
+    let (client, ns) = setup("cli-get").await;
+    create_git(&ns, "podinfo");
+    create_ks(&ns, "podinfo", "podinfo");
+    let g = get(&client, &git(), &ns, "podinfo").await;
+    patch_status(&client, &git(), &ns, "podinfo", json!({
+        "observedGeneration": g.metadata.generation,
+        "artifact": {"revision": format!("master@sha1:{SHA}"), "path": "x", "url": "http://x/x.tar.gz",
+                     "digest": "sha256:abc", "lastUpdateTime": "2026-01-01T00:00:00Z"},
+        "conditions": ready(g.metadata.generation.unwrap(), &format!("stored artifact for revision 'master@sha1:{SHA}'")),
+    })).await;
+    let out = ok(&ferroflux(&["get", "sources", "git", "-n", &ns]));
+    let lines: Vec<&str> = out.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"]
+    );
+    let row: Vec<&str> = lines[1].split('\t').map(str::trim).collect();
+    assert_eq!(
+        row,
+        [
+            "podinfo",
+            "master@sha1:01234567",
+            "False",
+            "True",
+            "stored artifact for revision 'master@sha1:01234567'"
+        ]
+    );
+
+    // A Kustomization without status: not ready yet.
+    let out = ok(&ferroflux(&["get", "ks", "-n", &ns]));
+    let row: Vec<&str> = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split('\t')
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        row,
+        ["podinfo", "", "False", "False", "waiting to be reconciled"]
+    );
+    let k = get(&client, &ks(), &ns, "podinfo").await;
+    patch_status(&client, &ks(), &ns, "podinfo", json!({
+        "observedGeneration": k.metadata.generation,
+        "lastAppliedRevision": format!("master@sha1:{SHA}"),
+        "conditions": ready(k.metadata.generation.unwrap(), &format!("Applied revision: master@sha1:{SHA}")),
+    })).await;
+    let out = ok(&ferroflux(&["get", "kustomizations", "-A"]));
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAMESPACE",
+            "NAME",
+            "REVISION",
+            "SUSPENDED",
+            "READY",
+            "MESSAGE"
+        ]
+    );
+    let row = out
+        .lines()
+        .find(|l| l.starts_with(&ns))
+        .expect("our namespace is listed");
+    let row: Vec<&str> = row.split('\t').map(str::trim).collect();
+    assert_eq!(
+        row,
+        [
+            ns.as_str(),
+            "podinfo",
+            "master@sha1:01234567",
+            "False",
+            "True",
+            "Applied revision: master@sha1:01234567"
+        ]
+    );
+
+    // HelmRelease: the chart version of the latest release.
+    let out = ferroflux(&[
+        "create",
+        "hr",
+        "podinfo",
+        "--source=HelmRepository/podinfo",
+        "--chart=podinfo",
+        "--export",
+        "-n",
+        &ns,
+    ]);
+    kubectl_apply(&ok(&out));
+    patch_status(&client, &hr(), &ns, "podinfo", json!({
+        "lastAttemptedRevision": "6.5.3",
+        "history": [{"chartName": "podinfo", "chartVersion": "6.5.4", "name": "podinfo", "namespace": ns,
+                     "version": 1, "status": "deployed", "digest": "sha256:x", "configDigest": "sha256:y",
+                     "firstDeployed": "2026-01-01T00:00:00Z", "lastDeployed": "2026-01-01T00:00:00Z"}],
+    })).await;
+    let out = ok(&ferroflux(&["get", "hr", "-n", &ns]));
+    let row: Vec<&str> = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split('\t')
+        .map(str::trim)
+        .collect();
+    assert_eq!(row[..3], ["podinfo", "6.5.4", "False"]);
+
+    // get all: kind-prefixed names, every kind present.
+    let out = ok(&ferroflux(&["get", "all", "-n", &ns]));
+    assert!(out.contains("gitrepository/podinfo"), "{out}");
+    assert!(out.contains("kustomization/podinfo"), "{out}");
+    assert!(out.contains("helmrelease/podinfo"), "{out}");
+
+    // Missing objects: exit 1, and the message names them.
+    let out = ferroflux(&["get", "ks", "nope", "-n", &ns]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("Kustomization object 'nope' not found"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // --watch prints the table and then stops at --timeout.
+    let out = ok(&ferroflux(&[
+        "get",
+        "ks",
+        "--watch",
+        "--timeout=2s",
+        "-n",
+        &ns,
+    ]));
+    assert!(out.starts_with("NAME"), "{out}");
+    assert!(out.contains("podinfo"), "{out}");
+}
+
+/// Plays the controller: once the request annotation appears, copy it into
+/// status.lastHandledReconcileAt and report Ready for the current generation.
+async fn play_controller(
+    client: kube::Client,
+    ar: ApiResource,
+    ns: String,
+    name: String,
+    status: Value,
+) -> String {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+    for _ in 0..300 {
+        let obj = api.get(&name).await.unwrap();
+        let token = obj
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("reconcile.fluxcd.io/requestedAt"))
+            .cloned();
+        let handled = obj
+            .data
+            .pointer("/status/lastHandledReconcileAt")
+            .and_then(Value::as_str)
+            .map(String::from);
+        if let Some(token) = token
+            && handled.as_deref() != Some(&token)
+            && obj.data.pointer("/spec/suspend").and_then(Value::as_bool) != Some(true)
+        {
+            let generation = obj.metadata.generation.unwrap();
+            let mut status = status.clone();
+            status["lastHandledReconcileAt"] = json!(token);
+            status["observedGeneration"] = json!(generation);
+            status["conditions"] = ready(generation, "done");
+            patch_status(&client, &ar, &ns, &name, status).await;
+            return token;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the CLI never requested a reconcile of {ns}/{name}");
+}
+
+fn spawn_ferroflux(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .arg("--kubeconfig")
+        .arg(&cp().kubeconfig_path)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reconcile_requests_and_waits_and_refuses_suspended_objects() {
+    let (client, ns) = setup("cli-reconcile").await;
+    create_git(&ns, "podinfo");
+    create_ks(&ns, "podinfo", "podinfo");
+
+    let child = spawn_ferroflux(&[
+        "reconcile",
+        "source",
+        "git",
+        "podinfo",
+        "--timeout=60s",
+        "-n",
+        &ns,
+    ]);
+    let token = play_controller(client.clone(), git(), ns.clone(), "podinfo".into(), json!({
+        "artifact": {"revision": format!("master@sha1:{SHA}"), "path": "x", "url": "http://x/x.tar.gz",
+                     "digest": "sha256:abc", "lastUpdateTime": "2026-01-01T00:00:00Z"},
+    })).await;
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("► annotating GitRepository podinfo in"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("✔ fetched revision master@sha1:{SHA}")),
+        "{err}"
+    );
+    // The token is RFC3339 with nanoseconds, as Go's time.RFC3339Nano.
+    assert!(token.contains('T') && token.ends_with('Z'), "{token}");
+
+    // --with-source reconciles the GitRepository, then the Kustomization.
+    let child = spawn_ferroflux(&[
+        "reconcile",
+        "ks",
+        "podinfo",
+        "--with-source",
+        "--timeout=60s",
+        "-n",
+        &ns,
+    ]);
+    play_controller(
+        client.clone(),
+        git(),
+        ns.clone(),
+        "podinfo".into(),
+        json!({}),
+    )
+    .await;
+    play_controller(
+        client.clone(),
+        ks(),
+        ns.clone(),
+        "podinfo".into(),
+        json!({"lastAppliedRevision": "master@sha1:feed"}),
+    )
+    .await;
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("✔ applied revision master@sha1:feed"), "{err}");
+
+    // Without a controller the wait times out with exit 1 and a hint.
+    let out = ferroflux(&["reconcile", "ks", "podinfo", "--timeout=1s", "-n", &ns]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("kustomize-controller"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Suspended: refused, exit 1, and told what to do.
+    ok(&ferroflux(&["suspend", "ks", "podinfo", "-n", &ns]));
+    let out = ferroflux(&["reconcile", "kustomization", "podinfo", "-n", &ns]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is suspended") && err.contains("resume it first"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ferroflux resume kustomization podinfo"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn suspend_and_resume_flip_spec_suspend() {
+    let (client, ns) = setup("cli-suspend").await;
+    create_git(&ns, "podinfo");
+    let out = ferroflux(&["suspend", "source", "git", "podinfo", "-n", &ns]);
+    ok(&out);
+    assert!(text(&out.stderr).contains("✔ GitRepository source suspended"));
+    assert_eq!(
+        get(&client, &git(), &ns, "podinfo").await.data["spec"]["suspend"],
+        true
+    );
+    let out = ok(&ferroflux(&["get", "sources", "git", "-n", &ns]));
+    assert!(out.lines().nth(1).unwrap().contains("True"), "{out}");
+
+    let child = spawn_ferroflux(&[
+        "resume",
+        "source",
+        "git",
+        "podinfo",
+        "--timeout=60s",
+        "-n",
+        &ns,
+    ]);
+    play_controller(
+        client.clone(),
+        git(),
+        ns.clone(),
+        "podinfo".into(),
+        json!({
+            "artifact": {"revision": "master@sha1:abc", "path": "x", "url": "http://x/x.tar.gz",
+                         "digest": "sha256:abc", "lastUpdateTime": "2026-01-01T00:00:00Z"},
+        }),
+    )
+    .await;
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("GitRepository podinfo reconciliation completed"),
+        "{err}"
+    );
+    assert_eq!(
+        get(&client, &git(), &ns, "podinfo").await.data["spec"]["suspend"],
+        false
+    );
+
+    // delete: refuses without a terminal unless --silent.
+    let out = ferroflux(&["delete", "source", "git", "podinfo", "-n", &ns]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("aborting"));
+    ok(&ferroflux(&[
+        "delete", "source", "git", "podinfo", "--silent", "-n", &ns,
+    ]));
+    let api: Api<DynamicObject> = Api::namespaced_with(client, &ns, &git());
+    assert!(api.get_opt("podinfo").await.unwrap().is_none());
+}
+
+fn yaml_docs(s: &str) -> Vec<serde_yaml::Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(s)
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+#[test]
+fn install_export_equals_kubectl_kustomize_deploy() {
+    let ours = ok(&Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .args(["install", "--export"])
+        .output()
+        .unwrap());
+    let out = Command::new(oracle("kubectl"))
+        .arg("kustomize")
+        .arg(workspace_root().join("deploy"))
+        .output()
+        .unwrap();
+    let theirs = ok(&out);
+    let (ours, theirs) = (yaml_docs(&ours), yaml_docs(&theirs));
+    assert_eq!(ours.len(), theirs.len());
+    assert_eq!(ours, theirs);
+}
+
+#[tokio::test]
+async fn check_pre_and_version_read_the_cluster() {
+    let out = ferroflux(&["check", "--pre"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("► checking prerequisites"), "{err}");
+    assert!(err.contains("✔ Kubernetes 1.36.3 >=1.33.0-0"), "{err}");
+    assert!(err.contains("✔ prerequisites checks passed"), "{err}");
+    let out = ok(&ferroflux(&["version"]));
+    assert!(
+        out.contains(&format!("ferroflux: v{}", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+    let out = ok(&ferroflux(&["version", "--client", "-o", "json"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["flux"].as_str().unwrap().starts_with("v2."));
+    // A cluster nobody serves: exit 1 and a message.
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .args(["check", "--pre", "--kubeconfig", "/nonexistent/kubeconfig"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("kubeconfig"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+fn helm_release_secret(name: &str, ns: &str, manifest: &str) -> Value {
+    use base64::Engine;
+    let release = json!({"name": name, "namespace": ns, "version": 1, "manifest": manifest, "info": {"status": "deployed"}});
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(release.to_string().as_bytes()).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let inner = b64.encode(gz.finish().unwrap());
+    json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+        "metadata": {"name": format!("sh.helm.release.v1.{name}.v1"), "namespace": ns,
+                     "labels": {"owner": "helm", "name": name, "version": "1", "status": "deployed"}},
+        "data": {"release": b64.encode(inner)},
+    })
+}
+
+#[tokio::test]
+async fn tree_prints_the_inventory_recursively() {
+    let (client, ns) = setup("cli-tree").await;
+    create_git(&ns, "podinfo");
+    create_ks(&ns, "apps", "podinfo");
+    create_ks(&ns, "podinfo", "podinfo");
+    let out = ferroflux(&[
+        "create",
+        "hr",
+        "redis",
+        "--source=HelmRepository/bitnami",
+        "--chart=redis",
+        "--export",
+        "-n",
+        &ns,
+    ]);
+    kubectl_apply(&ok(&out));
+    let secret = helm_release_secret(
+        "redis",
+        &ns,
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: redis\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: redis-master\n",
+    );
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+    secrets
+        .create(
+            &Default::default(),
+            &serde_json::from_value(secret).unwrap(),
+        )
+        .await
+        .unwrap();
+    patch_status(&client, &hr(), &ns, "redis", json!({
+        "storageNamespace": ns,
+        "history": [{"chartName": "redis", "chartVersion": "1.0.0", "name": "redis", "namespace": ns, "version": 1,
+                     "status": "deployed", "digest": "sha256:x", "configDigest": "sha256:y",
+                     "firstDeployed": "2026-01-01T00:00:00Z", "lastDeployed": "2026-01-01T00:00:00Z"}],
+    })).await;
+    patch_status(
+        &client,
+        &ks(),
+        &ns,
+        "apps",
+        json!({"inventory": {"entries": [
+            {"id": format!("{ns}_podinfo_kustomize.toolkit.fluxcd.io_Kustomization"), "v": "v1"},
+            {"id": format!("{ns}_redis_helm.toolkit.fluxcd.io_HelmRelease"), "v": "v2"},
+        ]}}),
+    )
+    .await;
+    patch_status(
+        &client,
+        &ks(),
+        &ns,
+        "podinfo",
+        json!({"inventory": {"entries": [
+            {"id": "_podinfo__Namespace", "v": "v1"},
+            {"id": "podinfo_podinfo__Service", "v": "v1"},
+            {"id": "podinfo_podinfo_apps_Deployment", "v": "v1"},
+        ]}}),
+    )
+    .await;
+    let out = ok(&ferroflux(&["tree", "kustomization", "apps", "-n", &ns]));
+    let expected = format!(
+        "Kustomization/{ns}/apps\n\
+         ├── Kustomization/{ns}/podinfo\n\
+         │   ├── Namespace/podinfo\n\
+         │   ├── Service/podinfo/podinfo\n\
+         │   └── Deployment/podinfo/podinfo\n\
+         └── HelmRelease/{ns}/redis\n\
+         \x20   ├── Service/{ns}/redis\n\
+         \x20   └── StatefulSet/{ns}/redis-master\n\n"
+    );
+    assert_eq!(out, expected);
+    let out = ok(&ferroflux(&["tree", "ks", "apps", "--compact", "-n", &ns]));
+    assert_eq!(
+        out,
+        format!(
+            "Kustomization/{ns}/apps\n├── Kustomization/{ns}/podinfo\n└── HelmRelease/{ns}/redis\n\n"
+        )
+    );
+    let out = ok(&ferroflux(&["tree", "ks", "apps", "-o", "json", "-n", &ns]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["resources"][0]["resources"][2]["resource"]["GroupKind"]["Kind"],
+        "Deployment"
+    );
+}
+
+fn write_app(dir: &Path, replicas: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("kustomization.yaml"), "resources:\n- cm.yaml\n").unwrap();
+    std::fs::write(
+        dir.join("cm.yaml"),
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  replicas: \"{replicas}\"\n  greeting: ${{GREETING}}\n"),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn build_and_diff_a_kustomization_from_a_local_directory() {
+    let (client, ns) = setup("cli-build").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    write_app(&app, "1");
+    // kustomize build: our engine, kustomize's output.
+    let out = ok(&ferroflux(&["kustomize", "build", app.to_str().unwrap()]));
+    assert!(
+        out.contains("kind: ConfigMap") && out.contains("name: app"),
+        "{out}"
+    );
+
+    create_git(&ns, "podinfo");
+    let out = ferroflux(&[
+        "create",
+        "ks",
+        "app",
+        "--source=podinfo",
+        "--path=./app",
+        "--prune=true",
+        "--export",
+        "-n",
+        &ns,
+        &format!("--target-namespace={ns}"),
+    ]);
+    kubectl_apply(&ok(&out));
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ks());
+    api.patch(
+        "app",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"postBuild": {"substitute": {"GREETING": "hello"}}}})),
+    )
+    .await
+    .unwrap();
+    let out = ok(&ferroflux(&[
+        "build",
+        "kustomization",
+        "app",
+        "--path",
+        app.to_str().unwrap(),
+        "-n",
+        &ns,
+    ]));
+    assert!(out.contains("greeting: hello"), "{out}");
+    assert!(out.contains(&format!("namespace: {ns}")), "{out}");
+
+    // Nothing in the cluster yet: created, exit 1.
+    let out = ferroflux(&[
+        "diff",
+        "kustomization",
+        "app",
+        "--path",
+        app.to_str().unwrap(),
+        "-n",
+        &ns,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("► ConfigMap/{ns}/app created")),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Apply what the build gives, as the controller would; then the diff is empty.
+    let built = yaml_docs(&ok(&ferroflux(&[
+        "build",
+        "ks",
+        "app",
+        "--path",
+        app.to_str().unwrap(),
+        "-n",
+        &ns,
+    ])));
+    let objects: Vec<DynamicObject> = built
+        .iter()
+        .map(|o| serde_json::from_value(serde_json::to_value(o).unwrap()).unwrap())
+        .collect();
+    let owner = std::collections::BTreeMap::from([
+        (
+            "kustomize.toolkit.fluxcd.io/name".to_string(),
+            "app".to_string(),
+        ),
+        (
+            "kustomize.toolkit.fluxcd.io/namespace".to_string(),
+            ns.clone(),
+        ),
+    ]);
+    let manager =
+        ferroflux_ssa::ResourceManager::new(client.clone(), "kustomize-controller", owner);
+    manager
+        .apply_all_staged(objects, &Default::default())
+        .await
+        .unwrap();
+    let out = ferroflux(&[
+        "diff",
+        "ks",
+        "app",
+        "--path",
+        app.to_str().unwrap(),
+        "-n",
+        &ns,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // A change in the directory: drifted, with the changed line.
+    write_app(&app, "3");
+    let out = ferroflux(&[
+        "diff",
+        "ks",
+        "app",
+        "--path",
+        app.to_str().unwrap(),
+        "-n",
+        &ns,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("► ConfigMap/{ns}/app drifted")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-  replicas: \"1\"") && stdout.contains("+  replicas: \"3\""),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn events_lists_flux_events() {
+    let (client, ns) = setup("cli-events").await;
+    create_git(&ns, "podinfo");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let event = json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "podinfo.1", "namespace": ns},
+        "involvedObject": {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "name": "podinfo", "namespace": ns},
+        "reason": "NewArtifact", "type": "Normal", "message": "stored artifact for commit 'x'",
+        "lastTimestamp": "2026-01-01T00:00:00Z", "firstTimestamp": "2026-01-01T00:00:00Z", "count": 1,
+        "source": {"component": "source-controller"},
+    });
+    events
+        .create(&Default::default(), &serde_json::from_value(event).unwrap())
+        .await
+        .unwrap();
+    let out = ok(&ferroflux(&["events", "-n", &ns]));
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap()
+        .split('\t')
+        .map(str::trim)
+        .collect();
+    assert_eq!(header, ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]);
+    assert!(
+        out.contains("GitRepository/podinfo") && out.contains("NewArtifact"),
+        "{out}"
+    );
+    let out = ok(&ferroflux(&[
+        "events",
+        "--for",
+        "Kustomization/podinfo",
+        "-n",
+        &ns,
+    ]));
+    assert!(!out.contains("NewArtifact"), "{out}");
+}
