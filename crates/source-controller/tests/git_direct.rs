@@ -83,6 +83,16 @@ async fn basic_auth_fetch_and_incremental_update() {
         .unwrap();
     assert!(matches!(out, FetchOutcome::Unchanged(_)), "{out:?}");
 
+    let in_pack = |dir: &std::path::Path| -> u64 {
+        let out = git(dir, &["count-objects", "-v"]);
+        out.lines()
+            .find_map(|l| l.strip_prefix("in-pack: "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // commit, root tree, bin/ tree, two blobs.
+    assert_eq!(in_pack(cache.path()), 5);
     let c2 = repo.commit(&[("a.txt", "2")], "two");
     let (u, r, g, c) = (
         url.clone(),
@@ -102,6 +112,8 @@ async fn basic_auth_fetch_and_incremental_update() {
         })
     );
 
+    // Only the new commit, its root tree and the changed blob were fetched.
+    assert_eq!(in_pack(cache.path()), 8);
     let dest = tempfile::tempdir().unwrap();
     git::checkout(cache.path(), &c2, dest.path(), &[]).unwrap();
     assert_eq!(

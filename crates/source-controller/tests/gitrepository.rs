@@ -436,3 +436,108 @@ async fn delete_removes_artifacts_and_kubectl_wait_works() {
     }
     assert!(!dir.exists(), "artifacts removed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_are_recorded_and_posted_and_suspend_pauses() {
+    use k8s_openapi::api::core::v1::Event;
+    let (client, ns, api) = setup("git-events").await;
+    let root = tempfile::tempdir().unwrap();
+    let repo = Repo::new(root.path(), "r.git");
+    let c1 = repo.commit(&[("a", "a")], "initial import");
+    let server = GitHttpServer::start(root.path(), None).await;
+    let sink = support::sink::Sink::start().await;
+    let events_flag = format!("--events-addr={}", sink.url);
+    let _ctl = Controller::start(client.clone(), &ns, &[&events_flag]).await;
+    create(
+        &api,
+        &gitrepo(
+            "ev",
+            &server.url("r.git"),
+            serde_json::json!({"branch": "main"}),
+            None,
+        ),
+    )
+    .await;
+    wait_for(&api, "ev", "Ready=True", is_ready_true).await;
+
+    // The POST to --events-addr, in Flux's shape.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let posted = loop {
+        if let Some(e) = sink.received.lock().unwrap().first().cloned() {
+            break e;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no event POSTed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(posted.0, "application/json");
+    let ev = posted.1;
+    assert_eq!(ev["involvedObject"]["kind"], "GitRepository");
+    assert_eq!(ev["involvedObject"]["name"], "ev");
+    assert_eq!(ev["involvedObject"]["namespace"], ns.as_str());
+    assert_eq!(
+        ev["involvedObject"]["apiVersion"],
+        "source.toolkit.fluxcd.io/v1"
+    );
+    assert_eq!(ev["severity"], "info");
+    assert_eq!(ev["reason"], "NewArtifact");
+    assert_eq!(ev["message"], "stored artifact for commit 'initial import'");
+    assert_eq!(ev["reportingController"], "source-controller");
+    assert_eq!(
+        ev["metadata"]["source.toolkit.fluxcd.io/revision"],
+        format!("main@sha1:{c1}")
+    );
+    assert!(
+        ev["metadata"]["source.toolkit.fluxcd.io/digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+
+    // The Kubernetes Event.
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let list = events.list(&Default::default()).await.unwrap();
+    let k = list
+        .items
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("NewArtifact"))
+        .expect("a NewArtifact event");
+    assert_eq!(k.reporting_component.as_deref(), Some("source-controller"));
+    assert_eq!(k.type_.as_deref(), Some("Normal"));
+    assert_eq!(k.involved_object.name.as_deref(), Some("ev"));
+
+    // Suspended: a new commit and a request change nothing.
+    let p = serde_json::json!({"spec": {"suspend": true}});
+    api.patch(
+        "ev",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&p),
+    )
+    .await
+    .unwrap();
+    repo.commit(&[("a", "b")], "second");
+    request_reconcile(&api, "ev", "s1").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let o = api.get("ev").await.unwrap();
+    assert_eq!(revision(&o), format!("main@sha1:{c1}"));
+    assert_ne!(
+        o.status
+            .as_ref()
+            .unwrap()
+            .last_handled_reconcile_at
+            .as_deref(),
+        Some("s1")
+    );
+    // Resumed: the new commit lands.
+    let p = serde_json::json!({"spec": {"suspend": false}});
+    api.patch(
+        "ev",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&p),
+    )
+    .await
+    .unwrap();
+    wait_for(&api, "ev", "new revision after resume", |o| {
+        revision(o) != format!("main@sha1:{c1}") && is_ready_true(o)
+    })
+    .await;
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod git_http;
+pub mod sink;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
