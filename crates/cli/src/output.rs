@@ -218,10 +218,175 @@ pub fn duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s)
 }
 
-/// YAML of a value with keys sorted at every level (what sigs.k8s.io/yaml prints).
+/// YAML of a value as Flux prints it (sigs.k8s.io/yaml over go-yaml v2): keys sorted at
+/// every level, sequences at their parent's indentation, strings quoted only when go-yaml
+/// would read them back as something else, multi-line strings as literal blocks.
 pub fn to_yaml(value: &serde_json::Value) -> String {
-    let yaml: serde_yaml::Value = serde_yaml::to_value(value).unwrap_or(serde_yaml::Value::Null);
-    ferroflux_kustomize::yaml::to_yaml_string(&ferroflux_kustomize::yaml::sorted(&yaml))
+    let mut out = String::new();
+    match value {
+        serde_json::Value::Object(m) if !m.is_empty() => emit_map(m, 0, &mut out),
+        serde_json::Value::Array(a) if !a.is_empty() => emit_seq(a, 0, &mut out),
+        v => {
+            out.push_str(&scalar(v, 0));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn emit_map(m: &serde_json::Map<String, serde_json::Value>, indent: usize, out: &mut String) {
+    let mut keys: Vec<&String> = m.keys().collect();
+    keys.sort();
+    for (i, k) in keys.into_iter().enumerate() {
+        if i > 0 || !out.ends_with("- ") {
+            out.push_str(&" ".repeat(indent));
+        }
+        out.push_str(&yaml_string(k, indent));
+        out.push(':');
+        emit_value(&m[k], indent, out, false);
+    }
+}
+
+fn emit_seq(a: &[serde_json::Value], indent: usize, out: &mut String) {
+    for (i, v) in a.iter().enumerate() {
+        if i > 0 || !out.ends_with("- ") {
+            out.push_str(&" ".repeat(indent));
+        }
+        out.push_str("- ");
+        match v {
+            serde_json::Value::Object(m) if !m.is_empty() => emit_map(m, indent + 2, out),
+            serde_json::Value::Array(s) if !s.is_empty() => emit_seq(s, indent + 2, out),
+            v => {
+                out.push_str(&scalar(v, indent + 2));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+/// After `key:` — a nested block on the next lines, or ` scalar`.
+fn emit_value(v: &serde_json::Value, indent: usize, out: &mut String, _in_seq: bool) {
+    match v {
+        serde_json::Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            emit_map(m, indent + 2, out);
+        }
+        serde_json::Value::Array(a) if !a.is_empty() => {
+            out.push('\n');
+            emit_seq(a, indent, out);
+        }
+        v => {
+            out.push(' ');
+            out.push_str(&scalar(v, indent));
+            out.push('\n');
+        }
+    }
+}
+
+fn scalar(v: &serde_json::Value, indent: usize) -> String {
+    match v {
+        serde_json::Value::Null => "null".into(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => yaml_string(s, indent),
+        serde_json::Value::Object(_) => "{}".into(),
+        serde_json::Value::Array(_) => "[]".into(),
+    }
+}
+
+/// Whether go-yaml v2 would resolve the plain scalar to something other than a string.
+fn resolves_to_non_string(s: &str) -> bool {
+    const SPECIAL: [&str; 28] = [
+        "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false",
+        "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", "null", "Null", "NULL", "~",
+        ".inf", ".nan",
+    ];
+    if SPECIAL.contains(&s) || matches!(s, "-.inf" | "+.inf" | ".Inf" | ".INF" | ".NaN" | ".NAN") {
+        return true;
+    }
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if body.is_empty() {
+        return false;
+    }
+    let digits = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '_');
+    // Integers: decimal, 0x, 0o, 0b, sexagesimal (1:20).
+    if digits(body)
+        || body
+            .strip_prefix("0x")
+            .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit() || c == '_'))
+        || body
+            .strip_prefix("0b")
+            .is_some_and(|b| !b.is_empty() && b.chars().all(|c| c == '0' || c == '1' || c == '_'))
+        || (body.contains(':') && body.split(':').all(|p| digits(p)))
+    {
+        return true;
+    }
+    // Floats: 1.5, .5, 1e3, 1.5e-3.
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((a, b)) => {
+            (a.is_empty() || digits(a))
+                && (b.is_empty() || digits(b))
+                && !(a.is_empty() && b.is_empty())
+        }
+        None => digits(mantissa),
+    };
+    let exp_ok = exp.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)));
+    if mantissa_ok && exp_ok && (mantissa.contains('.') || exp.is_some()) {
+        return true;
+    }
+    // Timestamps (2001-12-14...).
+    let b = s.as_bytes();
+    b.len() >= 10
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[5..7].iter().all(u8::is_ascii_digit)
+        && b[7] == b'-'
+}
+
+/// Whether the YAML emitter allows the plain style for `s`.
+fn plain_allowed(s: &str) -> bool {
+    let first = s.chars().next().unwrap_or(' ');
+    if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
+        // `-`, `?`, `:` may start a plain scalar when followed by a non-space.
+        let second = s.chars().nth(1);
+        if !("-?:".contains(first) && second.is_some_and(|c| c != ' ')) {
+            return false;
+        }
+    }
+    !(s.starts_with(' ')
+        || s.ends_with(' ')
+        || s.ends_with(':')
+        || s.contains(": ")
+        || s.contains(" #")
+        || s.contains(['\t', '\r'])
+        || s.chars().any(|c| c.is_control()))
+}
+
+fn yaml_string(s: &str, indent: usize) -> String {
+    if s.contains('\n') {
+        let chomp = if s.ends_with('\n') { "" } else { "-" };
+        let pad = " ".repeat(indent + 2);
+        let mut out = format!("|{chomp}");
+        for line in s.strip_suffix('\n').unwrap_or(s).split('\n') {
+            out.push('\n');
+            if !line.is_empty() {
+                out.push_str(&pad);
+                out.push_str(line);
+            }
+        }
+        return out;
+    }
+    if s.is_empty() || resolves_to_non_string(s) {
+        return format!("{s:?}");
+    }
+    if !plain_allowed(s) {
+        return format!("'{}'", s.replace('\'', "''"));
+    }
+    s.to_string()
 }
 
 /// One exported document as `flux export` and `flux create --export` print it:
@@ -267,6 +432,19 @@ mod tests {
         );
         assert_eq!(truncate_hex("v1.0.0"), "v1.0.0");
         assert_eq!(truncate_hex(&format!("x{sha}")), format!("x{sha}"));
+    }
+
+    #[test]
+    fn yaml_like_go_yaml_v2() {
+        let v = serde_json::json!({
+            "spec": {"interval": "30s", "version": ">=6.0.0", "num": "1.0", "b": "true", "e": "",
+                     "list": [{"name": "a", "ns": "b"}, "x"], "ignore": "a\nb", "prune": false, "count": 2},
+            "apiVersion": "v1",
+        });
+        assert_eq!(
+            to_yaml(&v),
+            "apiVersion: v1\nspec:\n  b: \"true\"\n  count: 2\n  e: \"\"\n  ignore: |-\n    a\n    b\n  interval: 30s\n  list:\n  - name: a\n    ns: b\n  - x\n  num: \"1.0\"\n  prune: false\n  version: '>=6.0.0'\n"
+        );
     }
 
     #[test]
