@@ -317,7 +317,7 @@ fn resolves_to_non_string(s: &str) -> bool {
         || body
             .strip_prefix("0b")
             .is_some_and(|b| !b.is_empty() && b.chars().all(|c| c == '0' || c == '1' || c == '_'))
-        || (body.contains(':') && body.split(':').all(|p| digits(p)))
+        || (body.contains(':') && body.split(':').all(digits))
     {
         return true;
     }
