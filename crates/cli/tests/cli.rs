@@ -1107,3 +1107,108 @@ async fn events_lists_flux_events() {
     ]));
     assert!(!out.contains("NewArtifact"), "{out}");
 }
+
+#[tokio::test]
+async fn install_applies_check_reports_and_uninstall_dry_run_lists() {
+    let out = ferroflux(&["install"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("► installing components in flux-system namespace"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Deployment/flux-system/source-controller"),
+        "{err}"
+    );
+    assert!(err.contains("✔ install finished"), "{err}");
+    let client = cp().client().await.unwrap();
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client, "flux-system");
+    for name in [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+        "notification-controller",
+    ] {
+        assert!(
+            deployments.get_opt(name).await.unwrap().is_some(),
+            "{name} was not applied"
+        );
+    }
+    // No kubelet runs the controllers here: check lists them and fails, exit 1.
+    let out = ferroflux(&["check", "--timeout=1s"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("✔ distribution: flux-v2.9.4"), "{err}");
+    assert!(
+        err.contains("✗ source-controller: deployment not ready"),
+        "{err}"
+    );
+    assert!(
+        err.contains("✔ gitrepositories.source.toolkit.fluxcd.io/v1"),
+        "{err}"
+    );
+    assert!(err.contains("✗ check failed"), "{err}");
+    let out = ok(&ferroflux(&["version"]));
+    assert!(out.contains("distribution: flux-v2.9.4"), "{out}");
+    // Uninstall without a terminal and without --silent refuses; --dry-run deletes nothing.
+    let out = ferroflux(&["uninstall"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("deletes every Flux object"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ferroflux(&["uninstall", "--dry-run", "--silent"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "CustomResourceDefinition/kustomizations.kustomize.toolkit.fluxcd.io deleted (dry run)"
+        ),
+        "{err}"
+    );
+    assert!(
+        deployments
+            .get_opt("source-controller")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
+fn helm_template_renders_a_local_chart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chart = tmp.path().join("hello");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: hello\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(chart.join("values.yaml"), "replicas: 1\n").unwrap();
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cm\n  namespace: {{ .Release.Namespace }}\ndata:\n  replicas: {{ .Values.replicas | quote }}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .args([
+            "helm",
+            "template",
+            "demo",
+            chart.to_str().unwrap(),
+            "--set",
+            "replicas=3",
+            "--release-namespace",
+            "apps",
+        ])
+        .output()
+        .unwrap();
+    let rendered = ok(&out);
+    assert!(rendered.contains("name: demo-cm"), "{rendered}");
+    assert!(rendered.contains("namespace: apps"), "{rendered}");
+    assert!(rendered.contains("replicas: \"3\""), "{rendered}");
+}
