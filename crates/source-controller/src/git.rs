@@ -82,6 +82,19 @@ pub struct Auth {
     pub ca_pem: Option<Vec<u8>>,
     /// Client certificate and key (PEM, concatenated).
     pub client_identity_pem: Option<Vec<u8>>,
+    /// SSH private key, its passphrase and the trusted host keys.
+    pub ssh: Option<SshAuth>,
+}
+
+/// SSH credentials (`identity`, `password`, `known_hosts` of the Secret).
+#[derive(Clone, Default)]
+pub struct SshAuth {
+    /// Private key (OpenSSH or PEM format).
+    pub identity: Vec<u8>,
+    /// Passphrase of an encrypted key.
+    pub password: Option<String>,
+    /// known_hosts lines; the host key must match one of them.
+    pub known_hosts: Vec<u8>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -91,6 +104,7 @@ impl std::fmt::Debug for Auth {
             .field("bearer_token", &self.bearer_token.is_some())
             .field("ca", &self.ca_pem.is_some())
             .field("client_cert", &self.client_identity_pem.is_some())
+            .field("ssh", &self.ssh.is_some())
             .finish()
     }
 }
@@ -171,7 +185,14 @@ fn err_text(e: &(dyn std::error::Error + 'static)) -> (String, String) {
 
 fn classify(context: &str, display: String, debug: String) -> GitError {
     let hay = format!("{display} {debug}").to_lowercase();
+    if hay.contains("host key verification failed") {
+        return GitError::Auth(format!(
+            "{context}: host key verification failed: the server's key is not in the secret's known_hosts: {display}"
+        ));
+    }
     if hay.contains("authentication")
+        || hay.contains("permission denied")
+        || hay.contains("no credentials were returned")
         || hay.contains("permissiondenied")
         || hay.contains("401")
         || hay.contains("403 forbidden")
@@ -254,6 +275,79 @@ fn http_options(
     };
     opts.backend = Some(Arc::new(std::sync::Mutex::new(backend)));
     Ok(opts)
+}
+
+const SSH_STDERR: &str = "stderr";
+
+/// Whether the URL uses the ssh transport.
+pub fn is_ssh_url(url: &str) -> bool {
+    url.starts_with("ssh://") || (!url.contains("://") && url.contains('@') && url.contains(':'))
+}
+
+/// Writes the key and known_hosts to a private temporary directory and points the repository's
+/// `core.sshCommand` at the system `ssh` with strict host key checking against them only.
+/// The returned directory must outlive the fetch.
+fn configure_ssh(
+    repo: &mut gix::Repository,
+    auth: &Auth,
+    timeout: Duration,
+) -> Result<tempfile::TempDir, GitError> {
+    use std::os::unix::fs::PermissionsExt;
+    let ssh = auth.ssh.as_ref().ok_or_else(|| {
+        GitError::Auth(
+            "ssh:// URLs need spec.secretRef with 'identity' and 'known_hosts'".to_string(),
+        )
+    })?;
+    if ssh.known_hosts.is_empty() {
+        return Err(GitError::Auth(
+            "the secret has no 'known_hosts': refusing to trust an unknown host key".to_string(),
+        ));
+    }
+    let io = |what: &str, e: std::io::Error| GitError::Other(format!("failed to {what}: {e}"));
+    let dir = tempfile::Builder::new()
+        .prefix("ssh-")
+        .tempdir()
+        .map_err(|e| io("create ssh temp dir", e))?;
+    let key = dir.path().join("identity");
+    let kh = dir.path().join("known_hosts");
+    let mut identity = ssh.identity.clone();
+    if !identity.ends_with(b"\n") {
+        identity.push(b'\n');
+    }
+    std::fs::write(&key, &identity).map_err(|e| io("write ssh key", e))?;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| io("chmod ssh key", e))?;
+    std::fs::write(&kh, &ssh.known_hosts).map_err(|e| io("write known_hosts", e))?;
+    if let Some(pass) = ssh.password.as_deref().filter(|p| !p.is_empty()) {
+        // Decrypt the private copy so ssh never prompts.
+        let out = std::process::Command::new("ssh-keygen")
+            .arg("-p")
+            .arg("-P")
+            .arg(pass)
+            .args(["-N", "", "-f"])
+            .arg(&key)
+            .output()
+            .map_err(|e| io("run ssh-keygen", e))?;
+        if !out.status.success() {
+            return Err(GitError::Auth(format!(
+                "failed to decrypt the ssh identity with the given password: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    let cmd = format!(
+        "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout={} 2>>{}",
+        key.display(),
+        kh.display(),
+        timeout.as_secs().max(1),
+        dir.path().join(SSH_STDERR).display(),
+    );
+    let mut cfg = repo.config_snapshot_mut();
+    cfg.set_value(&gix::config::tree::Core::SSH_COMMAND, cmd.as_str())
+        .map_err(|e| GitError::Other(format!("failed to configure ssh: {e}")))?;
+    cfg.commit()
+        .map_err(|e| GitError::Other(format!("failed to configure ssh: {e}")))?;
+    Ok(dir)
 }
 
 /// Inputs of one fetch.
@@ -373,7 +467,30 @@ fn has_commit(repo: &gix::Repository, hex: &str) -> Option<gix::ObjectId> {
 
 /// Lists the remote, decides, and fetches when needed.
 pub fn fetch(req: &FetchRequest<'_>) -> Result<FetchOutcome, GitError> {
-    let repo = open_cache(req.cache_dir)?;
+    let mut repo = open_cache(req.cache_dir)?;
+    if !is_ssh_url(req.url) {
+        return fetch_with(req, repo);
+    }
+    let ssh_dir = configure_ssh(&mut repo, req.auth, req.timeout)?;
+    fetch_with(req, repo).map_err(|e| {
+        // ssh reports why it failed on stderr only; fold that into the error.
+        let stderr = std::fs::read_to_string(ssh_dir.path().join(SSH_STDERR)).unwrap_or_default();
+        let stderr = stderr.trim();
+        if stderr.is_empty() {
+            return e;
+        }
+        let ctx = format!("unable to fetch from '{}'", req.url);
+        match classify(&ctx, stderr.to_string(), String::new()) {
+            GitError::Other(_) => match e {
+                GitError::Other(m) => GitError::Other(format!("{m}: ssh: {stderr}")),
+                other => other,
+            },
+            classified => classified,
+        }
+    })
+}
+
+fn fetch_with(req: &FetchRequest<'_>, repo: gix::Repository) -> Result<FetchOutcome, GitError> {
     let not_found = |what: String| GitError::RefNotFound(what);
 
     // Decide the refspec; for semver, list tags first.

@@ -92,8 +92,10 @@ fn secret_bytes(s: &Secret, key: &str) -> Option<Vec<u8>> {
 /// `tls.crt`/`tls.key`).
 pub fn auth_from_secret(s: &Secret) -> Result<Auth, String> {
     let mut auth = Auth::default();
+    let has_identity = secret_bytes(s, "identity").is_some();
     match (secret_str(s, "username"), secret_str(s, "password")) {
         (Some(u), Some(p)) => auth.basic = Some((u, p)),
+        (None, Some(_)) if has_identity => {}
         (Some(_), None) | (None, Some(_)) => {
             return Err("invalid 'username'/'password': both must be set".to_string());
         }
@@ -114,6 +116,14 @@ pub fn auth_from_secret(s: &Secret) -> Result<Auth, String> {
             return Err("'tls.crt' and 'tls.key' must both be set".to_string());
         }
         _ => {}
+    }
+    if let Some(identity) = secret_bytes(s, "identity") {
+        auth.ssh = Some(git::SshAuth {
+            identity,
+            password: secret_str(s, "password"),
+            known_hosts: secret_bytes(s, "known_hosts").unwrap_or_default(),
+        });
+        auth.basic = None;
     }
     Ok(auth)
 }

@@ -541,3 +541,102 @@ async fn events_are_recorded_and_posted_and_suspend_pauses() {
     })
     .await;
 }
+
+async fn ssh_secret(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    identity: &str,
+    known_hosts: &str,
+    password: Option<&str>,
+) {
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let mut data = serde_json::json!({"identity": identity, "known_hosts": known_hosts});
+    if let Some(p) = password {
+        data["password"] = serde_json::json!(p);
+    }
+    let s: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data,
+    }))
+    .unwrap();
+    api.patch(
+        name,
+        &kube::api::PatchParams::apply("test").force(),
+        &kube::api::Patch::Apply(&s),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ssh_keys_known_hosts_and_failures() {
+    use support::git_ssh::GitSshServer;
+    assert!(
+        GitSshServer::available(),
+        "openssh-server is required: apt-get install openssh-server"
+    );
+    let (client, ns, api) = setup("git-ssh").await;
+    let root = tempfile::tempdir().unwrap();
+    let repo = Repo::new(root.path(), "r.git");
+    let c1 = repo.commit(&[("a", "over ssh")], "a");
+    let ssh = GitSshServer::start().await;
+    let url = ssh.url(&repo.bare);
+    ssh_secret(&client, &ns, "key", &ssh.client_key, &ssh.known_hosts, None).await;
+    ssh_secret(
+        &client,
+        &ns,
+        "enc",
+        &ssh.encrypted_key,
+        &ssh.known_hosts,
+        Some("s3cret"),
+    )
+    .await;
+    ssh_secret(
+        &client,
+        &ns,
+        "wrongkey",
+        &ssh.other_key,
+        &ssh.known_hosts,
+        None,
+    )
+    .await;
+    ssh_secret(
+        &client,
+        &ns,
+        "unknownhost",
+        &ssh.client_key,
+        &ssh.wrong_known_hosts(),
+        None,
+    )
+    .await;
+    let _ctl = Controller::start(client.clone(), &ns, &[]).await;
+    for name in ["key", "enc", "wrongkey", "unknownhost"] {
+        create(
+            &api,
+            &gitrepo(
+                name,
+                &url,
+                serde_json::json!({"branch": "main"}),
+                Some(name),
+            ),
+        )
+        .await;
+    }
+    for name in ["key", "enc"] {
+        let o = wait_for(&api, name, "Ready=True", is_ready_true).await;
+        assert_eq!(revision(&o), format!("main@sha1:{c1}"));
+        assert_eq!(tar_file(&artifact_bytes(&o), "a"), "over ssh");
+    }
+    let is_false = |o: &GitRepository| ready(o).is_some_and(|(s, _, _)| s == "False");
+    let o = wait_for(&api, "wrongkey", "Ready=False", is_false).await;
+    let (_, reason, message) = ready(&o).unwrap();
+    assert_eq!(reason, "AuthenticationFailed", "{message}");
+    let o = wait_for(&api, "unknownhost", "Ready=False", is_false).await;
+    let (_, reason, message) = ready(&o).unwrap();
+    assert_eq!(reason, "AuthenticationFailed", "{message}");
+    assert!(
+        message.contains("host key verification failed"),
+        "{message}"
+    );
+}

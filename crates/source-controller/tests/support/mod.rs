@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod git_http;
+pub mod git_ssh;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
