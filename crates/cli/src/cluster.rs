@@ -49,8 +49,16 @@ impl Global {
         });
         let config = match path {
             Some(path) => {
-                let kubeconfig = Kubeconfig::read_from(&path)
-                    .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+                // KUBECONFIG may list several files, as kubectl allows.
+                let kubeconfig = if path.to_string_lossy().contains(':') {
+                    Kubeconfig::from_env()
+                        .ok()
+                        .flatten()
+                        .with_context(|| format!("reading the kubeconfigs {}", path.display()))?
+                } else {
+                    Kubeconfig::read_from(&path)
+                        .with_context(|| format!("reading the kubeconfig {}", path.display()))?
+                };
                 kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                     .await
                     .with_context(|| format!("loading the kubeconfig {}", path.display()))?

@@ -18,7 +18,7 @@ use crate::cluster::Global;
 /// ferroflux: the Flux v2 GitOps toolkit, rebuilt in Rust. The verbs and flags are the
 /// `flux` CLI's, so a Flux user's habits carry over.
 #[derive(Parser)]
-#[command(name = "ferroflux", version, about, long_about = None)]
+#[command(name = "ferroflux", version)]
 struct Cli {
     #[command(flatten)]
     global: Global,

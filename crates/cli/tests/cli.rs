@@ -1212,3 +1212,45 @@ fn helm_template_renders_a_local_chart() {
     assert!(rendered.contains("namespace: apps"), "{rendered}");
     assert!(rendered.contains("replicas: \"3\""), "{rendered}");
 }
+
+#[test]
+fn logs_reads_the_local_demo_logs_when_no_controller_pods_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("kustomize-controller.log"),
+        "{\"level\":\"info\",\"msg\":\"applied\",\"Kustomization\":{\"name\":\"podinfo\"}}\n{\"level\":\"error\",\"msg\":\"failed\",\"Kustomization\":{\"name\":\"other\"}}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .args([
+            "logs",
+            "--kind",
+            "Kustomization",
+            "--name",
+            "podinfo",
+            "--kubeconfig",
+        ])
+        .arg(&cp().kubeconfig_path)
+        .env("FERROFLUX_DEV_DIR", tmp.path())
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("kustomize-controller: {\"level\":\"info\",\"msg\":\"applied\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("other"), "{stdout}");
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .args(["logs", "--kubeconfig"])
+        .arg(&cp().kubeconfig_path)
+        .env("FERROFLUX_DEV_DIR", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("ferroflux dev up"),
+        "{}",
+        text(&out.stderr)
+    );
+}
