@@ -452,7 +452,12 @@ impl Reconciler<GitRepository> for GitRepositoryReconciler {
             "reconciliation in progress".to_string()
         };
         cond::mark_reconciling(&mut conds, reasons::PROGRESSING, &msg, generation, now);
-        if !cond::is_false(&conds, ct::READY) {
+        // Ready goes Unknown only for a new generation (or a first reconcile), so periodic
+        // no-change reconciles do not make Ready flap.
+        let new_generation = st.observed_generation != generation;
+        if !cond::is_false(&conds, ct::READY)
+            && (new_generation || cond::get(&conds, ct::READY).is_none())
+        {
             cond::mark_unknown(
                 &mut conds,
                 ct::READY,
