@@ -157,6 +157,7 @@ impl Object for Time {
                     .wrapping_add(self.nanos as i64),
                 IntKind::Int64,
             ),
+            "Nanosecond" => Value::int(self.nanos as i64),
             "Year" => Value::int(civil(self.secs.div_euclid(86_400)).0),
             "String" => Value::str(self.fmt_v()),
             _ => return None,
@@ -189,10 +190,10 @@ fn as_time(v: &Value, now: (i64, u32)) -> Time {
             secs: *f as i64,
             nanos: 0,
         },
-        Value::Object(o) => match (o.field("Unix"), o.field("UnixNano")) {
+        Value::Object(o) => match (o.field("Unix"), o.field("Nanosecond")) {
             (Some(Value::Int(s, _)), Some(Value::Int(n, _))) => Time {
                 secs: s,
-                nanos: (n - s * 1_000_000_000) as u32,
+                nanos: n as u32,
             },
             _ => Time {
                 secs: now.0,

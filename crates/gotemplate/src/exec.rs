@@ -212,6 +212,11 @@ impl Exec<'_> {
 
     /// Executes a named template into a string (Helm's `include`).
     pub fn include(&mut self, name: &str, data: &Value) -> Result<String, String> {
+        if !self.has_template(name) {
+            return Err(format!(
+                "template: no template {name:?} associated with template \"gotpl\""
+            ));
+        }
         let c = self.include_counts.entry(name.to_string()).or_insert(0);
         if *c > MAX_DEPTH {
             return Err(format!(
@@ -628,10 +633,14 @@ impl Exec<'_> {
         if recv.is_nil() && matches!(node, Arg::Field { .. }) && dot.is_nil() {
             return Ok(Value::Nil);
         }
+        // A value read from a map is an interface{} to Go (its error messages say so).
+        let mut iface = false;
         for id in &idents[..n - 1] {
-            recv = self.eval_field(dot, id, node, &[], None, recv)?;
+            let from_map = matches!(recv, Value::Map(_));
+            recv = self.eval_field(dot, id, node, &[], None, (recv, iface))?;
+            iface = from_map;
         }
-        self.eval_field(dot, &idents[n - 1], node, args, fin, recv)
+        self.eval_field(dot, &idents[n - 1], node, args, fin, (recv, iface))
     }
 
     fn eval_field(
@@ -641,7 +650,7 @@ impl Exec<'_> {
         node: &Arg,
         args: &[Arg],
         fin: Option<Value>,
-        recv: Value,
+        (recv, iface): (Value, bool),
     ) -> R<Value> {
         self.set_at(node.pos(), node);
         let has_args = args.len() > 1 || fin.is_some();
@@ -693,7 +702,11 @@ impl Exec<'_> {
             Value::Nil => Err(self.err(format!("nil pointer evaluating interface {{}}.{name}"))),
             other => Err(self.err(format!(
                 "can't evaluate field {name} in type {}",
-                other.type_name()
+                if iface {
+                    "interface {}".to_string()
+                } else {
+                    other.type_name()
+                }
             ))),
         }
     }
@@ -737,11 +750,16 @@ impl Exec<'_> {
             // is expected (a nil variable or pipeline result becomes a nil map instead).
             if v.is_nil()
                 && matches!(a, Arg::Field { .. } | Arg::Chain { .. } | Arg::Variable { idents: _, .. } if !matches!(a, Arg::Variable { idents, .. } if idents.is_empty()))
-                && takes_map(name, i, args.len() - 1)
             {
-                return Err(self.err(
-                    "wrong type for value; expected map[string]interface {}; got interface {}",
-                ));
+                let n = args.len() - 1;
+                if takes_map(name, i, n) {
+                    return Err(self.err(
+                        "wrong type for value; expected map[string]interface {}; got interface {}",
+                    ));
+                }
+                if takes_string(name, i, n) {
+                    return Err(self.err("wrong type for value; expected string; got interface {}"));
+                }
             }
             vals.push(v);
         }
@@ -764,6 +782,32 @@ fn takes_map(name: &str, i: usize, n: usize) -> bool {
         "merge" | "mergeOverwrite" | "mustMerge" | "mustMergeOverwrite" | "keys" => true,
         "pluck" => i > 0,
         "dig" => i + 1 == n,
+        _ => false,
+    }
+}
+
+/// Whether parameter `i` (of `n`) of a function is a Go `string`.
+fn takes_string(name: &str, i: usize, n: usize) -> bool {
+    match name {
+        "tpl" | "include" | "printf" | "upper" | "lower" | "title" | "untitle" | "trim"
+        | "nospace" | "initials" | "snakecase" | "camelcase" | "kebabcase" | "swapcase"
+        | "shuffle" | "sha1sum" | "sha256sum" | "sha512sum" | "adler32sum" | "base" | "dir"
+        | "clean" | "ext" | "isAbs" | "regexQuoteMeta" | "atoi" | "fromYaml" | "fromYamlArray"
+        | "fromJson" | "fromJsonArray" | "fromToml" | "required" | "fail" | "semver" => i == 0,
+        "indent" | "nindent" | "trunc" | "repeat" | "abbrev" | "wrap" => i == 1,
+        "trimSuffix" | "trimPrefix" | "trimAll" | "contains" | "hasPrefix" | "hasSuffix"
+        | "split" | "splitList" | "regexMatch" | "regexFind" | "semverCompare" => i < 2,
+        "replace"
+        | "regexReplaceAll"
+        | "regexReplaceAllLiteral"
+        | "regexFindAll"
+        | "regexSplit" => {
+            i < 2
+                || (i == 2 && n == 3 && name.starts_with("regexReplace"))
+                || (name == "replace" && i == 2)
+        }
+        "substr" => i == 2,
+        "lookup" => i < 4,
         _ => false,
     }
 }

@@ -199,7 +199,11 @@ fn go_eq(a: &Value, b: &Value) -> Result<bool, String> {
     let (ka, kb) = (basic_kind(a), basic_kind(b));
     if ka != kb {
         if ka != Kind::Invalid && kb != Kind::Invalid {
-            return Err("incompatible types for comparison".into());
+            return Err(format!(
+                "incompatible types for comparison: {} and {}",
+                a.type_name(),
+                b.type_name()
+            ));
         }
         return Ok(false);
     }
@@ -231,7 +235,11 @@ fn go_lt(a: &Value, b: &Value) -> Result<bool, String> {
         return Err("invalid type for comparison".into());
     }
     if ka != kb {
-        return Err("incompatible types for comparison".into());
+        return Err(format!(
+            "incompatible types for comparison: {} and {}",
+            a.type_name(),
+            b.type_name()
+        ));
     }
     Ok(match (a, b) {
         (Value::Int(x, _), Value::Int(y, _)) => x < y,
@@ -1919,14 +1927,14 @@ fn helm(m: &mut HashMap<String, Func>) {
         arity("required", a, 2)?;
         let msg = s(a, 0)?;
         match &a[1] {
-            Value::Nil => Err(msg),
-            Value::Str(x) if x.is_empty() => Err(msg),
+            Value::Nil => Err(user_error(&msg)),
+            Value::Str(x) if x.is_empty() => Err(user_error(&msg)),
             v => Ok(v.clone()),
         }
     });
     reg(m, "fail", |_, a| {
         arity("fail", a, 1)?;
-        Err(s(a, 0)?)
+        Err(user_error(&s(a, 0)?))
     });
     let to_yaml: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("toYaml", a, 1)?;
@@ -2039,6 +2047,22 @@ impl crate::value::Object for UnsupportedCert {
     fn field(&self, _name: &str) -> Option<Value> {
         None
     }
+}
+
+/// Helm marks the messages of `fail` and `required` so that the final error shows them
+/// alone; see [`user_message`].
+pub const USER_ERR_START: &str = "HELM_ERR_START";
+pub const USER_ERR_END: &str = "HELM_ERR_END";
+
+fn user_error(msg: &str) -> String {
+    format!("{USER_ERR_START}{msg}{USER_ERR_END}")
+}
+
+/// The message of a `fail` or `required` inside an error chain, if any.
+pub fn user_message(err: &str) -> Option<&str> {
+    let start = err.find(USER_ERR_START)? + USER_ERR_START.len();
+    let end = err.rfind(USER_ERR_END)?;
+    err.get(start..end)
 }
 
 fn err_map(e: &str) -> Value {

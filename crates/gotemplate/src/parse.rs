@@ -521,6 +521,9 @@ impl<'a> Lexer<'a> {
                     self.push(tok, start);
                     self.pos = e;
                 }
+                c if c.is_ascii_graphic() => {
+                    return Err((start, format!("unexpected {:?} in operand", c.to_string())));
+                }
                 c => return Err((start, format!("unrecognized character in action: {c:?}"))),
             }
         }
@@ -681,7 +684,7 @@ fn parse_number(text: &str) -> Result<Num, String> {
     if let Some(i) = int {
         let i = if neg { -i } else { i };
         if i > i64::MAX as i128 || i < i64::MIN as i128 {
-            return Err(format!("{text} overflows int"));
+            return Err(format!("integer overflow: {text:?}"));
         }
         return Ok(Num::Int(i as i64));
     }
@@ -738,7 +741,7 @@ pub fn parse(
     };
     let (root, _) = p.item_list(&[]).map_err(ParseError)?;
     let mut out: HashMap<String, Arc<Tree>> = HashMap::new();
-    for (dname, body) in std::mem::take(&mut p.defs) {
+    for (dname, body, dpos) in std::mem::take(&mut p.defs) {
         let t = Tree {
             name: dname.clone(),
             parse_name: name.to_string(),
@@ -752,8 +755,9 @@ pub fn parse(
                 continue;
             }
             if !is_empty_tree(&old.root) {
+                let line = 1 + text[..dpos.min(text.len())].matches('\n').count();
                 return Err(ParseError(format!(
-                    "template: {name}:1: template: multiple definition of template {dname:?}"
+                    "template: {name}:{line}: template: multiple definition of template {dname:?}"
                 )));
             }
         }
@@ -784,7 +788,7 @@ struct Parser<'a> {
     text: &'a str,
     toks: Vec<Token>,
     i: usize,
-    defs: Vec<(String, Vec<Node>)>,
+    defs: Vec<(String, Vec<Node>, usize)>,
     vars: Vec<String>,
     has_func: &'a dyn Fn(&str) -> bool,
     range_depth: usize,
@@ -944,9 +948,9 @@ impl Parser<'_> {
         self.vars = saved_vars;
         self.range_depth = saved_range;
         if let End::Else(pos) = end {
-            return self.err(pos, "unexpected {{else}}");
+            return self.err(pos, "unexpected {{else}} in define clause");
         }
-        self.defs.push((name, body));
+        self.defs.push((name, body, t.pos));
         Ok(())
     }
 
@@ -974,7 +978,7 @@ impl Parser<'_> {
             if let End::Else(pos) = end {
                 return self.err(pos, "unexpected {{else}}");
             }
-            self.defs.push((name.clone(), body));
+            self.defs.push((name.clone(), body, t.pos));
         }
         Ok(Node::Template {
             pos: t.pos,
@@ -1148,21 +1152,20 @@ impl Parser<'_> {
             return Ok(None);
         };
         if let Tok::Field(_) = self.peek().tok {
-            let pos = node.pos();
+            // Go positions a chained field at its first chained field
+            let pos = self.peek().pos;
             let mut fields = Vec::new();
             while let Tok::Field(f) = &self.peek().tok {
                 fields.push(f.clone());
                 self.i += 1;
             }
             let node = match node {
-                Arg::Field { pos, mut idents } => {
+                Arg::Field { mut idents, .. } => {
                     idents.extend(fields);
                     Arg::Field { pos, idents }
                 }
                 Arg::Variable {
-                    pos,
-                    name,
-                    mut idents,
+                    name, mut idents, ..
                 } => {
                     idents.extend(fields);
                     Arg::Variable { pos, name, idents }

@@ -39,13 +39,13 @@ impl Version {
                 .iter()
                 .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
         {
-            return Err("Invalid Semantic Version".into());
+            return Err("invalid semantic version".into());
         }
         let num = |i: usize| -> Result<u64, String> {
             match parts.get(i) {
                 Some(p) => p
                     .parse()
-                    .map_err(|_| "Invalid Semantic Version".to_string()),
+                    .map_err(|_| "invalid semantic version".to_string()),
                 None => Ok(0),
             }
         };
@@ -54,7 +54,7 @@ impl Version {
                 .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         };
         if (!pre.is_empty() && !ok_ident(&pre)) || (!meta.is_empty() && !ok_ident(&meta)) {
-            return Err("Invalid Semantic Version".into());
+            return Err("invalid semantic version".into());
         }
         Ok(Version {
             major: num(0)?,

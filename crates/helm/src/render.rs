@@ -554,13 +554,8 @@ pub fn render_templates(
     let mut set = Templates::new();
     set.strict = strict;
     for n in &names {
-        set.parse(n, &tpls[n].text).map_err(|e| {
-            Error::Render(format!(
-                "parse error at ({}): {}",
-                n,
-                e.0.trim_start_matches("template: ")
-            ))
-        })?;
+        set.parse(n, &tpls[n].text)
+            .map_err(|e| Error::Render(clean_parse_error(n, &e.0)))?;
     }
     let mut out = BTreeMap::new();
     for n in &names {
@@ -582,18 +577,77 @@ pub fn render_templates(
     Ok(out)
 }
 
-/// Helm's cleanupExecError: the outermost location and the innermost message.
+/// Helm's cleanupParseError: "parse error at (NAME:LINE): last part of the message".
+fn clean_parse_error(filename: &str, msg: &str) -> String {
+    let tokens: Vec<&str> = msg.split(": ").collect();
+    if tokens.len() == 1 {
+        return format!("parse error in ({filename}): {msg}");
+    }
+    format!(
+        "parse error at ({}): {}",
+        tokens[1],
+        tokens[tokens.len() - 1]
+    )
+}
+
+/// Helm v4's reformatExecErrorMsg: `fail`/`required` messages become
+/// "execution error at (LOCATION): MSG"; a chain of template errors becomes a multi-line
+/// trace; anything else is left as text/template wrote it.
 fn clean_exec_error(filename: &str, msg: &str) -> String {
     let Some(rest) = msg.strip_prefix("template: ") else {
         return msg.to_string();
     };
-    let tokens: Vec<&str> = rest.splitn(2, ": ").collect();
-    if tokens.len() != 2 {
+    let Some((location, _)) = rest.split_once(": ") else {
         return format!("execution error in ({filename}): {msg}");
+    };
+    if let Some(m) = ferroflux_gotemplate::funcs::user_message(msg) {
+        return format!("execution error at ({location}): {m}");
     }
-    let location = tokens[0];
-    let err = tokens[1].rsplit(": ").next().unwrap_or(tokens[1]);
-    format!("execution error at ({location}): {err}")
+    // The chain: each link starts with "template: ".
+    let mut links = Vec::new();
+    let mut cur = msg;
+    loop {
+        let Some(body) = cur.strip_prefix("template: ") else {
+            return msg.to_string();
+        };
+        if body.starts_with("no template ") {
+            links.push(format!("{cur}\n"));
+            break;
+        }
+        let next = body.find(" template: ");
+        let this = match next {
+            Some(i) => &body[..i],
+            None => body,
+        };
+        let link = match this.split_once(": executing \"") {
+            Some((loc, after)) => {
+                let Some((func, after)) = after.split_once("\" at <") else {
+                    return msg.to_string();
+                };
+                let Some((ctx, m)) = after.split_once(">: ") else {
+                    return msg.to_string();
+                };
+                format!("{loc}\n  executing \"{func}\" at <{ctx}>:\n    {m}\n")
+            }
+            None => match this.rsplit_once(": ") {
+                Some((loc, m)) => format!("{loc}\n  {m}\n"),
+                None => return msg.to_string(),
+            },
+        };
+        links.push(link);
+        match next {
+            Some(i) => cur = &body[i + 1..],
+            None => {
+                // the innermost message wraps a plain function error: keep Go's text
+                let m = this.rsplit_once(">: ").map(|(_, m)| m).unwrap_or(this);
+                if m.starts_with("error calling ") || m.starts_with("error during tpl") {
+                    return msg.to_string();
+                }
+                break;
+            }
+        }
+    }
+    links.concat().trim().to_string()
 }
 
 /// The templates of a file list, for callers building a chart in memory.
