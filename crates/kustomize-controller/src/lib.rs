@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod cmd;
 pub mod dependency;
 pub mod envsubst;
 pub mod generator;

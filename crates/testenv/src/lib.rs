@@ -9,7 +9,9 @@
 
 mod cluster;
 mod crds;
+pub mod git;
 mod watchdog;
+pub use watchdog::spawn_supervised;
 
 pub use cluster::{ClusterError, ControlPlane, StartOptions, workspace_root};
 pub use crds::install_crds;

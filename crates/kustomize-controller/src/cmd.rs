@@ -1,0 +1,85 @@
+//! The kustomize-controller process: flags, then the shared runtime runs the reconciler.
+//! A library module so that other binaries (end-to-end test wrappers) can run it too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::ArtifactCache;
+use crate::reconcile::{KustomizationReconciler, Options};
+use ferroflux_api::kustomization::Kustomization;
+use ferroflux_artifact::fetch::{FetchOptions, Fetcher};
+use ferroflux_runtime::{Manager, RuntimeArgs};
+
+/// kustomize-controller: builds Kustomizations from source artifacts and applies them.
+#[derive(clap::Parser)]
+#[command(name = "kustomize-controller", version)]
+pub struct Args {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    /// How soon to retry when a source or dependency is not ready.
+    #[arg(long, default_value = "30s", value_parser = ferroflux_runtime::flags::parse_duration)]
+    requeue_dependency: Duration,
+    /// Refuse sourceRefs and dependencies in other namespaces.
+    #[arg(long, default_value_t = false)]
+    no_cross_namespace_refs: bool,
+    /// Service account impersonated when a Kustomization names none.
+    #[arg(long)]
+    default_service_account: Option<String>,
+    /// Objects applied at once.
+    #[arg(long, default_value_t = 4)]
+    concurrent_ssa: usize,
+    /// Retries of artifact downloads.
+    #[arg(long, default_value_t = 9)]
+    http_retry: u32,
+    /// Poll interval of health checks.
+    #[arg(long, default_value = "5s", value_parser = ferroflux_runtime::flags::parse_duration, hide = true)]
+    health_check_interval: Duration,
+    /// Where artifacts are extracted.
+    #[arg(long, env = "TMPDIR", default_value = "/tmp")]
+    tmp_dir: std::path::PathBuf,
+}
+
+/// Runs kustomize-controller with parsed flags until SIGTERM.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    args.runtime.init_logging();
+    let config = kube::Config::infer().await?;
+    let client = kube::Client::try_from(config.clone())?;
+    let manager = Manager::with_client(
+        ferroflux_api::constants::KUSTOMIZE_CONTROLLER,
+        args.runtime.clone(),
+        client.clone(),
+    );
+    let ctx = manager.context()?;
+    let fetch_options = FetchOptions {
+        retries: args.http_retry,
+        host_override: std::env::var("SOURCE_CONTROLLER_LOCALHOST")
+            .ok()
+            .filter(|h| !h.is_empty()),
+        ..Default::default()
+    };
+    let reconciler = Arc::new(KustomizationReconciler {
+        options: Options {
+            requeue_dependency: args.requeue_dependency,
+            no_cross_namespace_refs: args.no_cross_namespace_refs,
+            default_service_account: args.default_service_account.clone(),
+            concurrent_ssa: args.concurrent_ssa,
+            health_check_interval: args.health_check_interval,
+        },
+        cache: ArtifactCache::new(Fetcher::new(fetch_options), args.tmp_dir.clone()),
+        base_config: config,
+    });
+    let runtime = args.runtime.clone();
+    manager
+        .run(true, move |shutdown| async move {
+            ferroflux_runtime::controller::run_with::<Kustomization, _, _>(
+                ctx,
+                reconciler,
+                &runtime,
+                4,
+                shutdown,
+                |c| crate::watches::with_source_watches(c, client),
+            )
+            .await;
+        })
+        .await
+}
