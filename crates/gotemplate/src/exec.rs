@@ -152,7 +152,7 @@ impl Templates {
             steps: 0,
             vars: Vec::new(),
             tree: None,
-            at: (0, String::new()),
+            at: (0, At::None),
         };
         let mut out = String::new();
         ex.exec_template(name, data, &mut out)
@@ -180,7 +180,7 @@ pub struct Exec<'a> {
     steps: u64,
     vars: Vec<(String, Value)>,
     tree: Option<Arc<Tree>>,
-    at: (usize, String),
+    at: (usize, At),
 }
 
 const MAX_DEPTH: usize = 1000;
@@ -293,15 +293,20 @@ impl Exec<'_> {
                 let (line, col) = t.line_col(self.at.0);
                 ExecErr(format!(
                     "template: {}:{}:{}: executing {:?} at <{}>: {}",
-                    t.parse_name, line, col, t.name, self.at.1, msg
+                    t.parse_name,
+                    line,
+                    col,
+                    t.name,
+                    find_ctx(&t.root, self.at.0, self.at.1).unwrap_or_default(),
+                    msg
                 ))
             }
             None => ExecErr(format!("template: {msg}")),
         }
     }
 
-    fn set_at(&mut self, pos: usize, ctx: impl ToString) {
-        self.at = (pos, ctx.to_string());
+    fn set_at(&mut self, pos: usize, kind: At) {
+        self.at = (pos, kind);
     }
 
     fn walk(&mut self, dot: &Value, nodes: &[Node], out: &mut String) -> R<Flow> {
@@ -336,7 +341,7 @@ impl Exec<'_> {
                     r?;
                 }
                 Node::Template { pos, name, pipe } => {
-                    self.set_at(*pos, format!("{{{{template {name:?}}}}}"));
+                    self.set_at(*pos, At::Template);
                     let data = match pipe {
                         Some(p) => self.eval_pipeline(dot, p)?,
                         None => Value::Nil,
@@ -368,7 +373,7 @@ impl Exec<'_> {
     }
 
     fn walk_range(&mut self, dot: &Value, b: &Branch, out: &mut String) -> R<()> {
-        self.set_at(b.pipe.pos, &b.pipe);
+        self.set_at(b.pipe.pos, At::Pipe);
         let v = self.eval_pipeline_no_decl(dot, &b.pipe)?;
         let mark = self.vars.len();
         let mut one = |this: &mut Self, k: Value, e: Value| -> R<Flow> {
@@ -530,16 +535,16 @@ impl Exec<'_> {
         let first = &cmd.args[0];
         match first {
             Arg::Field { pos, idents } => {
-                self.set_at(*pos, first);
+                self.set_at(*pos, At::arg(first));
                 self.eval_field_chain(dot, dot.clone(), first, idents, &cmd.args, fin)
             }
             Arg::Chain { pos, node, fields } => {
-                self.set_at(*pos, first);
+                self.set_at(*pos, At::arg(first));
                 let recv = self.eval_arg(dot, node)?;
                 self.eval_field_chain(dot, recv, first, fields, &cmd.args, fin)
             }
             Arg::Identifier { pos, name } => {
-                self.set_at(*pos, first);
+                self.set_at(*pos, At::arg(first));
                 self.eval_function(dot, name, cmd, &cmd.args, fin)
             }
             Arg::Pipe(p) => {
@@ -547,7 +552,7 @@ impl Exec<'_> {
                 self.eval_pipeline(dot, p)
             }
             Arg::Variable { pos, name, idents } => {
-                self.set_at(*pos, first);
+                self.set_at(*pos, At::arg(first));
                 let v = self.var(name)?;
                 if idents.is_empty() {
                     self.not_a_function(&cmd.args, &fin)?;
@@ -556,7 +561,7 @@ impl Exec<'_> {
                 self.eval_field_chain(dot, v, first, idents, &cmd.args, fin)
             }
             _ => {
-                self.set_at(first.pos(), first);
+                self.set_at(first.pos(), At::arg(first));
                 self.not_a_function(&cmd.args, &fin)?;
                 match first {
                     Arg::Bool(_, b) => Ok(Value::Bool(*b)),
@@ -578,7 +583,7 @@ impl Exec<'_> {
     }
 
     fn eval_arg(&mut self, dot: &Value, arg: &Arg) -> R<Value> {
-        self.set_at(arg.pos(), arg);
+        self.set_at(arg.pos(), At::arg(arg));
         match arg {
             Arg::Dot(_) => Ok(dot.clone()),
             Arg::Nil(_) => Ok(Value::Nil),
@@ -652,7 +657,7 @@ impl Exec<'_> {
         fin: Option<Value>,
         (recv, iface): (Value, bool),
     ) -> R<Value> {
-        self.set_at(node.pos(), node);
+        self.set_at(node.pos(), At::arg(node));
         let has_args = args.len() > 1 || fin.is_some();
         match &recv {
             Value::Map(m) => {
@@ -676,7 +681,7 @@ impl Exec<'_> {
                     if let Some(f) = fin {
                         vals.push(f);
                     }
-                    self.set_at(node.pos(), node);
+                    self.set_at(node.pos(), At::arg(node));
                     return match o.call(name, &vals) {
                         Some(Ok(v)) => Ok(v),
                         Some(Err(e)) => Err(self.err(format!("error calling {name}: {e}"))),
@@ -719,11 +724,10 @@ impl Exec<'_> {
         args: &[Arg],
         fin: Option<Value>,
     ) -> R<Value> {
-        let cmd_ctx = cmd.to_string();
         if name == "and" || name == "or" {
             let is_and = name == "and";
             if args.len() < 2 && fin.is_none() {
-                self.set_at(cmd.pos, &cmd_ctx);
+                self.set_at(cmd.pos, At::Cmd);
                 return Err(self.err(format!(
                     "wrong number of args for {name}: want at least 1 got 0"
                 )));
@@ -767,12 +771,96 @@ impl Exec<'_> {
             vals.push(fv);
         }
         let r = f(self, &vals);
-        self.set_at(args[0].pos(), &cmd_ctx);
+        self.set_at(cmd.pos, At::Cmd);
         match r {
             Ok(v) => Ok(v),
             Err(e) => Err(self.err(format!("error calling {name}: {e}"))),
         }
     }
+}
+
+/// Which node an error is "at" (its text is found again only when an error is formatted).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+enum At {
+    #[default]
+    None,
+    Cmd,
+    Pipe,
+    Template,
+    Arg(u8),
+}
+
+impl At {
+    fn arg(a: &Arg) -> At {
+        At::Arg(match a {
+            Arg::Field { .. } => 0,
+            Arg::Variable { .. } => 1,
+            Arg::Identifier { .. } => 2,
+            Arg::Dot(_) => 3,
+            Arg::Nil(_) => 4,
+            Arg::Bool(..) => 5,
+            Arg::Number { .. } => 6,
+            Arg::Str { .. } => 7,
+            Arg::Pipe(_) => 8,
+            Arg::Chain { .. } => 9,
+        })
+    }
+}
+
+fn find_ctx(nodes: &[Node], pos: usize, kind: At) -> Option<String> {
+    fn in_pipe(p: &Pipe, pos: usize, kind: At) -> Option<String> {
+        if kind == At::Pipe && p.pos == pos {
+            return Some(p.to_string());
+        }
+        for c in &p.cmds {
+            if kind == At::Cmd && c.pos == pos {
+                return Some(c.to_string());
+            }
+            for a in &c.args {
+                if let Some(s) = in_arg(a, pos, kind) {
+                    return Some(s);
+                }
+            }
+        }
+        None
+    }
+    fn in_arg(a: &Arg, pos: usize, kind: At) -> Option<String> {
+        if At::arg(a) == kind && a.pos() == pos {
+            return Some(a.to_string());
+        }
+        match a {
+            Arg::Pipe(p) => in_pipe(p, pos, kind),
+            Arg::Chain { node, .. } => in_arg(node, pos, kind),
+            _ => None,
+        }
+    }
+    for n in nodes {
+        let r = match n {
+            Node::Action(p) => in_pipe(p, pos, kind),
+            Node::If(b) | Node::Range(b) | Node::With(b) => in_pipe(&b.pipe, pos, kind)
+                .or_else(|| find_ctx(&b.list, pos, kind))
+                .or_else(|| b.else_list.as_ref().and_then(|e| find_ctx(e, pos, kind))),
+            Node::Template {
+                pos: tp,
+                name,
+                pipe,
+            } => {
+                if kind == At::Template && *tp == pos {
+                    Some(match pipe {
+                        Some(p) => format!("{{{{template {name:?} {p}}}}}"),
+                        None => format!("{{{{template {name:?}}}}}"),
+                    })
+                } else {
+                    pipe.as_ref().and_then(|p| in_pipe(p, pos, kind))
+                }
+            }
+            _ => None,
+        };
+        if r.is_some() {
+            return r;
+        }
+    }
+    None
 }
 
 /// Whether parameter `i` (of `n`) of a sprig function is a `map[string]interface{}`.

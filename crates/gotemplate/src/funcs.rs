@@ -487,6 +487,22 @@ fn random_string(ex: &mut Exec<'_>, count: i64, set: &[char]) -> String {
 /// Compiles a Go (RE2) regular expression. RE2 takes a `{` that does not start a
 /// repetition (`{n}`, `{n,}`, `{n,m}`) literally; Rust's regex needs it escaped.
 pub fn regex(p: &str) -> Result<regex::Regex, String> {
+    type Cache = std::sync::Mutex<HashMap<String, regex::Regex>>;
+    static CACHE: std::sync::LazyLock<Cache> = std::sync::LazyLock::new(Default::default);
+    if let Some(r) = CACHE.lock().ok().and_then(|c| c.get(p).cloned()) {
+        return Ok(r);
+    }
+    let r = compile_go_regex(p)?;
+    if let Ok(mut c) = CACHE.lock() {
+        if c.len() > 1000 {
+            c.clear();
+        }
+        c.insert(p.to_string(), r.clone());
+    }
+    Ok(r)
+}
+
+fn compile_go_regex(p: &str) -> Result<regex::Regex, String> {
     let b: Vec<char> = p.chars().collect();
     let mut out = String::with_capacity(p.len());
     let mut i = 0;

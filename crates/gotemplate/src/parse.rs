@@ -204,16 +204,16 @@ impl fmt::Display for Pipe {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
-    Text(String),
+    Text(Arc<str>),
     LeftDelim,
     RightDelim,
     Space,
-    Field(String),
-    Variable(String),
-    Ident(String),
-    Str(String, String),
-    Char(String, i64),
-    Number(String),
+    Field(Arc<str>),
+    Variable(Arc<str>),
+    Ident(Arc<str>),
+    Str(Arc<str>, Arc<str>),
+    Char(Arc<str>, i64),
+    Number(Arc<str>),
     Bool(bool),
     Nil,
     Dot,
@@ -274,7 +274,7 @@ impl<'a> Lexer<'a> {
             let Some(open) = next else {
                 if !text.is_empty() {
                     l.toks.push(Token {
-                        tok: Tok::Text(text.to_string()),
+                        tok: Tok::Text(text.into()),
                         pos: start,
                     });
                 }
@@ -294,7 +294,7 @@ impl<'a> Lexer<'a> {
             }
             if !text.is_empty() {
                 l.toks.push(Token {
-                    tok: Tok::Text(text.to_string()),
+                    tok: Tok::Text(text.into()),
                     pos: start,
                 });
             }
@@ -431,7 +431,7 @@ impl<'a> Lexer<'a> {
                     }
                     let quoted = &self.src[start..=e];
                     let value = unquote(quoted).map_err(|m| (start, m))?;
-                    self.push(Tok::Str(quoted.to_string(), value), start);
+                    self.push(Tok::Str(quoted.into(), value.into()), start);
                     self.pos = e + 1;
                 }
                 '`' => {
@@ -441,7 +441,7 @@ impl<'a> Lexer<'a> {
                     let e = start + 1 + close;
                     let quoted = &self.src[start..=e];
                     self.push(
-                        Tok::Str(quoted.to_string(), self.src[start + 1..e].to_string()),
+                        Tok::Str(quoted.into(), self.src[start + 1..e].into()),
                         start,
                     );
                     self.pos = e + 1;
@@ -466,7 +466,7 @@ impl<'a> Lexer<'a> {
                     let (Some(ch), None) = (cs.next(), cs.next()) else {
                         return Err((start, format!("malformed character constant: {quoted}")));
                     };
-                    self.push(Tok::Char(quoted.to_string(), ch as i64), start);
+                    self.push(Tok::Char(quoted.into(), ch as i64), start);
                     self.pos = e + 1;
                 }
                 '$' => {
@@ -477,7 +477,7 @@ impl<'a> Lexer<'a> {
                         }
                         e += ch.len_utf8();
                     }
-                    self.push(Tok::Variable(self.src[start..e].to_string()), start);
+                    self.push(Tok::Variable(self.src[start..e].into()), start);
                     self.pos = e;
                 }
                 '.' => {
@@ -492,7 +492,7 @@ impl<'a> Lexer<'a> {
                             }
                             e += ch.len_utf8();
                         }
-                        self.push(Tok::Field(self.src[start + 1..e].to_string()), start);
+                        self.push(Tok::Field(self.src[start + 1..e].into()), start);
                         self.pos = e;
                     } else {
                         self.push(Tok::Dot, start);
@@ -515,7 +515,7 @@ impl<'a> Lexer<'a> {
                         "nil" => Tok::Nil,
                         w => match KEYWORDS.iter().find(|k| **k == w) {
                             Some(k) => Tok::Keyword(k),
-                            None => Tok::Ident(w.to_string()),
+                            None => Tok::Ident(w.into()),
                         },
                     };
                     self.push(tok, start);
@@ -590,7 +590,7 @@ impl<'a> Lexer<'a> {
         if text == "+" || text == "-" {
             return Err((start, format!("bad number syntax: {text:?}")));
         }
-        self.push(Tok::Number(text.to_string()), start);
+        self.push(Tok::Number(text.into()), start);
         self.pos = e;
         Ok(())
     }
@@ -841,7 +841,7 @@ impl Parser<'_> {
                     }
                     return Ok((nodes, End::Eof));
                 }
-                Tok::Text(s) => nodes.push(Node::Text(Arc::from(s.as_str()))),
+                Tok::Text(s) => nodes.push(Node::Text(s)),
                 Tok::LeftDelim => {
                     let kw = self.peek_non_space();
                     match kw.tok {
@@ -950,7 +950,7 @@ impl Parser<'_> {
         if let End::Else(pos) = end {
             return self.err(pos, "unexpected {{else}} in define clause");
         }
-        self.defs.push((name, body, t.pos));
+        self.defs.push((name.to_string(), body, t.pos));
         Ok(())
     }
 
@@ -978,11 +978,11 @@ impl Parser<'_> {
             if let End::Else(pos) = end {
                 return self.err(pos, "unexpected {{else}}");
             }
-            self.defs.push((name.clone(), body, t.pos));
+            self.defs.push((name.to_string(), body, t.pos));
         }
         Ok(Node::Template {
             pos: t.pos,
-            name,
+            name: name.to_string(),
             pipe,
         })
     }
@@ -1041,10 +1041,10 @@ impl Parser<'_> {
             match t2.tok {
                 Tok::Declare | Tok::Assign => {
                     pipe.is_assign = t2.tok == Tok::Assign;
-                    pipe.decl.push(v.clone());
+                    pipe.decl.push(v.to_string());
                     if t2.tok == Tok::Declare {
-                        self.vars.push(v.clone());
-                    } else if !self.vars.contains(v) {
+                        self.vars.push(v.to_string());
+                    } else if !self.vars.iter().any(|x| **x == **v) {
                         return self.err(t.pos, format!("undefined variable \"{v}\""));
                     }
                 }
@@ -1058,11 +1058,11 @@ impl Parser<'_> {
                         return self.err(t4.pos, "range can only initialize variables");
                     }
                     pipe.is_assign = t4.tok == Tok::Assign;
-                    pipe.decl.push(v.clone());
-                    pipe.decl.push(v2.clone());
+                    pipe.decl.push(v.to_string());
+                    pipe.decl.push(v2.to_string());
                     if !pipe.is_assign {
-                        self.vars.push(v.clone());
-                        self.vars.push(v2);
+                        self.vars.push(v.to_string());
+                        self.vars.push(v2.to_string());
                     }
                 }
                 _ => self.i = save,
@@ -1156,7 +1156,7 @@ impl Parser<'_> {
             let pos = self.peek().pos;
             let mut fields = Vec::new();
             while let Tok::Field(f) = &self.peek().tok {
-                fields.push(f.clone());
+                fields.push(f.to_string());
                 self.i += 1;
             }
             let node = match node {
@@ -1195,28 +1195,31 @@ impl Parser<'_> {
                 if !(self.has_func)(&name) {
                     return self.err(t.pos, format!("function {name:?} not defined"));
                 }
-                Arg::Identifier { pos: t.pos, name }
+                Arg::Identifier {
+                    pos: t.pos,
+                    name: name.to_string(),
+                }
             }
             Tok::Dot => Arg::Dot(t.pos),
             Tok::Nil => Arg::Nil(t.pos),
             Tok::Variable(v) => {
-                if !self.vars.contains(&v) {
+                if !self.vars.iter().any(|x| *x == *v) {
                     return self.err(t.pos, format!("undefined variable \"{v}\""));
                 }
                 Arg::Variable {
                     pos: t.pos,
-                    name: v,
+                    name: v.to_string(),
                     idents: Vec::new(),
                 }
             }
             Tok::Field(f) => Arg::Field {
                 pos: t.pos,
-                idents: vec![f],
+                idents: vec![f.to_string()],
             },
             Tok::Bool(b) => Arg::Bool(t.pos, b),
             Tok::Char(text, v) => Arg::Number {
                 pos: t.pos,
-                text,
+                text: text.to_string(),
                 num: Num::Int(v),
             },
             Tok::Number(text) => {
@@ -1226,7 +1229,7 @@ impl Parser<'_> {
                 };
                 Arg::Number {
                     pos: t.pos,
-                    text,
+                    text: text.to_string(),
                     num,
                 }
             }
@@ -1236,8 +1239,8 @@ impl Parser<'_> {
             }
             Tok::Str(quoted, value) => Arg::Str {
                 pos: t.pos,
-                quoted,
-                value,
+                quoted: quoted.to_string(),
+                value: value.to_string(),
             },
             _ => {
                 self.i -= 1;
@@ -1261,9 +1264,9 @@ impl Parser<'_> {
             match t2.tok {
                 Tok::Declare | Tok::Assign => {
                     pipe.is_assign = t2.tok == Tok::Assign;
-                    pipe.decl.push(v.clone());
+                    pipe.decl.push(v.to_string());
                     if t2.tok == Tok::Declare {
-                        self.vars.push(v.clone());
+                        self.vars.push(v.to_string());
                     }
                 }
                 _ => self.i = save,

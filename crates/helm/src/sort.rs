@@ -85,8 +85,9 @@ const EVENTS: &[&str] = &[
 
 /// SplitManifests: documents separated by `---` lines, trimmed, empty ones dropped.
 pub fn split_manifests(big: &str) -> Vec<String> {
-    let re = regex::Regex::new(r"(?:^|\s*\n)---\s*").expect("static regex");
-    re.split(big.trim())
+    static SEP: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(?:^|\s*\n)---\s*").expect("static regex"));
+    SEP.split(big.trim())
         .filter(|d| !d.is_empty())
         .map(|d| d.trim().to_string())
         .collect()
