@@ -244,7 +244,23 @@ pub fn is_cluster_scoped(api_version: &str, kind: &str) -> bool {
     if NOT_IN_LEGACY.contains(&key.as_str()) {
         return false;
     }
-    matches!(builtin().namespaced.get(&key), Some(false))
+    matches!(namespaced().get(&key), Some(false))
+}
+
+/// Namespaceability only (cheap to load: the merge-key part of the table is
+/// parsed only when a strategic merge needs it).
+fn namespaced() -> &'static HashMap<String, bool> {
+    #[derive(serde::Deserialize)]
+    struct NsOnly {
+        #[serde(default)]
+        namespaced: HashMap<String, bool>,
+    }
+    static N: OnceLock<HashMap<String, bool>> = OnceLock::new();
+    N.get_or_init(|| {
+        serde_json::from_str::<NsOnly>(BUILTIN_JSON)
+            .map(|n| n.namespaced)
+            .unwrap_or_default()
+    })
 }
 
 /// The schema context for one strategic merge: the custom document (if a
