@@ -14,6 +14,7 @@ version="v2.9.4"
 [ -x "$out/flux" ] && exit 0
 command -v go >/dev/null || { echo "build-flux.sh: go not found" >&2; exit 1; }
 mkdir -p "$out"
+out="$(cd "$out" && pwd)"
 echo "building flux $version from its Go module (first run: a few minutes)" >&2
 src="$(go mod download -json "github.com/fluxcd/flux2/v2@$version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
 work="$(mktemp -d)"
