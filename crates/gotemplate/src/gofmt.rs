@@ -6,7 +6,8 @@ use crate::value::{IntKind, Value};
 fn decompose(f: f64, sig: Option<usize>) -> (String, i32) {
     let s = match sig {
         None => format!("{:e}", f.abs()),
-        Some(p) => format!("{:.*e}", p.saturating_sub(1), f.abs()),
+        // a float64 has fewer than 800 significant decimal digits; more are zeros
+        Some(p) => format!("{:.*e}", p.clamp(1, 800) - 1, f.abs()),
     };
     let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
@@ -394,7 +395,12 @@ fn fmt_float(x: f64, verb: char, f: &Flags) -> Option<String> {
                     Some(p) => format_float_g_prec(x, p, e),
                 }
             }
-            'f' | 'F' => format!("{:.*}", f.prec.unwrap_or(6), x),
+            'f' | 'F' => {
+                let p = f.prec.unwrap_or(6);
+                let mut s = format!("{:.*}", p.min(1100), x);
+                s.extend(std::iter::repeat_n('0', p.saturating_sub(1100)));
+                s
+            }
             'e' | 'E' => {
                 let p = f.prec.unwrap_or(6);
                 let (digits, dp) = decompose(x, Some(p + 1));
@@ -537,7 +543,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
                 if *w < 0 {
                     f.minus = true;
                 }
-                f.width = Some(w.unsigned_abs() as usize);
+                f.width = Some((w.unsigned_abs() as usize).min(1_000_000));
             }
             argi += 1;
         } else {
@@ -547,6 +553,10 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             }
             if i > st {
                 f.width = chars[st..i].iter().collect::<String>().parse().ok();
+                if f.width.is_none_or(|w| w > 1_000_000) {
+                    out.push_str("%!(BADWIDTH)");
+                    f.width = None;
+                }
             }
         }
         if i < chars.len() && chars[i] == '.' {
@@ -554,7 +564,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             if i < chars.len() && chars[i] == '*' {
                 i += 1;
                 if let Some(Value::Int(p, _)) = args.get(argi) {
-                    f.prec = Some((*p).max(0) as usize);
+                    f.prec = Some(((*p).max(0) as usize).min(1_000_000));
                 }
                 argi += 1;
             } else {
@@ -562,7 +572,19 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
                 while i < chars.len() && chars[i].is_ascii_digit() {
                     i += 1;
                 }
-                f.prec = Some(chars[st..i].iter().collect::<String>().parse().unwrap_or(0));
+                f.prec = Some(if st == i {
+                    0
+                } else {
+                    chars[st..i]
+                        .iter()
+                        .collect::<String>()
+                        .parse()
+                        .unwrap_or(usize::MAX)
+                });
+                if f.prec.is_some_and(|p| p > 1_000_000) {
+                    out.push_str("%!(BADPREC)");
+                    f.prec = None;
+                }
             }
         }
         if f.minus {
