@@ -3,7 +3,9 @@
 
 use serde_yaml::{Mapping, Value};
 
-use crate::{Identity, SopsError, decrypt_tree, emit, parse_metadata, take_metadata};
+use crate::{
+    DecryptOptions, Identity, SopsError, decrypt_tree, emit, parse_metadata, take_metadata,
+};
 
 /// A SOPS store format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,18 @@ pub fn decrypt_file(
     input: Format,
     output: Format,
     identities: &[Identity],
+) -> Result<Vec<u8>, SopsError> {
+    decrypt_file_with(data, input, output, identities, DecryptOptions::STRICT)
+}
+
+/// [`decrypt_file`] with options (Flux decrypts `Secret` data entries and `secretGenerator`
+/// sources without verifying the MAC: [`DecryptOptions::FLUX`]).
+pub fn decrypt_file_with(
+    data: &[u8],
+    input: Format,
+    output: Format,
+    identities: &[Identity],
+    opts: DecryptOptions,
 ) -> Result<Vec<u8>, SopsError> {
     let text = std::str::from_utf8(data)
         .map_err(|_| SopsError::Format("the encrypted file is not UTF-8".into()))?;
@@ -137,7 +151,7 @@ pub fn decrypt_file(
     } else {
         take_metadata(&mut branches)?
     };
-    let key = decrypt_tree(&mut branches, &meta, identities)?;
+    let key = decrypt_tree(&mut branches, &meta, identities, opts)?;
     match output {
         Format::Yaml => {
             let mut out = String::new();

@@ -12,6 +12,10 @@
 //!   a SOPS-encrypted dotenv, YAML, JSON or binary file (a `secretGenerator` `.env`/`.yaml`/
 //!   `.json` entry) is decrypted and emitted in the format named by the data key's extension.
 //!
+//! Flux does not verify the SOPS MAC (kustomize transformations change the plaintext of
+//! built resources); [`decrypt_object`] does, as `sops --decrypt` does, and
+//! [`decrypt_object_with`] with [`DecryptOptions::FLUX`] does not.
+//!
 //! Only age X25519 identities (`AGE-SECRET-KEY-1...`) are supported; PGP, cloud KMS and
 //! Vault master keys are not.
 
@@ -31,7 +35,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_yaml::{Mapping, Value};
 use sha2::{Digest, Sha512};
 
-pub use format::{Format, decrypt_file, format_for_key};
+pub use format::{Format, decrypt_file, decrypt_file_with, format_for_key};
 
 /// The default suffix of keys whose values SOPS leaves unencrypted.
 pub const DEFAULT_UNENCRYPTED_SUFFIX: &str = "_unencrypted";
@@ -170,23 +174,64 @@ pub fn is_decryption_disabled(obj: &Value) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("disabled"))
 }
 
-/// Decrypts a resource as Flux's kustomize-controller does (see the crate docs). Returns the
-/// object without its `sops` key and with the values typed as SOPS recorded them; an object
-/// with nothing to decrypt is returned unchanged.
+/// Options of [`decrypt_object_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecryptOptions {
+    /// Verify the SOPS MAC over the decrypted values (as `sops --decrypt` does).
+    ///
+    /// Flux's kustomize-controller does NOT verify it (its `checkSopsMac` is off and not
+    /// configurable): kustomize transformations (namespace, labels, annotations, name
+    /// prefixes) change the plaintext of built resources, so the MAC of a correctly
+    /// encrypted and correctly transformed resource no longer matches. A controller that
+    /// behaves as Flux uses [`DecryptOptions::FLUX`].
+    pub verify_mac: bool,
+}
+
+impl DecryptOptions {
+    /// As `sops --decrypt`: the MAC is verified.
+    pub const STRICT: DecryptOptions = DecryptOptions { verify_mac: true };
+    /// As Flux's kustomize-controller: the MAC is not verified.
+    pub const FLUX: DecryptOptions = DecryptOptions { verify_mac: false };
+}
+
+impl Default for DecryptOptions {
+    fn default() -> Self {
+        Self::STRICT
+    }
+}
+
+/// Decrypts a resource as Flux's kustomize-controller does (see the crate docs), verifying
+/// the MAC (see [`DecryptOptions`]; use [`decrypt_object_with`] with
+/// [`DecryptOptions::FLUX`] on kustomize-built resources). Returns the object without its
+/// `sops` key and with the values typed as SOPS recorded them; an object with nothing to
+/// decrypt is returned unchanged.
 pub fn decrypt_object(obj: &Value, identities: &[Identity]) -> Result<Value, SopsError> {
+    decrypt_object_with(obj, identities, DecryptOptions::STRICT)
+}
+
+/// [`decrypt_object`] with options.
+pub fn decrypt_object_with(
+    obj: &Value,
+    identities: &[Identity],
+    opts: DecryptOptions,
+) -> Result<Value, SopsError> {
     if is_encrypted(obj) {
         let mut branches = vec![obj.clone()];
         let meta = take_metadata(&mut branches)?;
-        decrypt_tree(&mut branches, &meta, identities)?;
+        decrypt_tree(&mut branches, &meta, identities, opts)?;
         return Ok(branches.pop().unwrap_or(Value::Null));
     }
     if obj.get("kind").and_then(Value::as_str) == Some("Secret") {
-        return decrypt_secret_data(obj, identities);
+        return decrypt_secret_data(obj, identities, opts);
     }
     Ok(obj.clone())
 }
 
-fn decrypt_secret_data(obj: &Value, identities: &[Identity]) -> Result<Value, SopsError> {
+fn decrypt_secret_data(
+    obj: &Value,
+    identities: &[Identity],
+    opts: DecryptOptions,
+) -> Result<Value, SopsError> {
     let Some(Value::Mapping(data)) = obj.get("data") else {
         return Ok(obj.clone());
     };
@@ -203,11 +248,10 @@ fn decrypt_secret_data(obj: &Value, identities: &[Identity]) -> Result<Value, So
         let Some(input) = format::detect_encrypted_format(&bytes) else {
             continue;
         };
-        let out = decrypt_file(&bytes, input, format_for_key(key), identities).map_err(|e| {
-            SopsError::SecretField {
-                key: key.to_string(),
-                source: Box::new(e),
-            }
+        let out = format::decrypt_file_with(&bytes, input, format_for_key(key), identities, opts)
+            .map_err(|e| SopsError::SecretField {
+            key: key.to_string(),
+            source: Box::new(e),
         })?;
         new_data.insert(k.clone(), Value::String(B64.encode(out)));
         changed = true;
@@ -546,6 +590,7 @@ pub(crate) fn decrypt_tree(
     branches: &mut [Value],
     meta: &Metadata,
     identities: &[Identity],
+    opts: DecryptOptions,
 ) -> Result<Vec<u8>, SopsError> {
     let key = data_key(meta, identities)?;
     if key.len() != 32 {
@@ -567,6 +612,9 @@ pub(crate) fn decrypt_tree(
         w.walk(b, &mut path)?;
     }
     let computed = hex::encode_upper(w.hash.finalize());
+    if !opts.verify_mac {
+        return Ok(key);
+    }
     let stored =
         decrypt_value(&meta.mac, &key, &meta.last_modified).map_err(|reason| SopsError::Value {
             path: "sops:mac".into(),

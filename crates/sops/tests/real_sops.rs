@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use ferroflux_sops::{
-    Format, SopsError, decrypt_file, decrypt_object, is_encrypted, parse_identities,
+    DecryptOptions, Format, SopsError, decrypt_file, decrypt_object, decrypt_object_with,
+    is_encrypted, parse_identities,
 };
 use serde_yaml::Value;
 
@@ -267,6 +268,10 @@ fn tampering_is_detected() {
             .starts_with("MAC mismatch: the file was modified after encryption"),
         "{err}"
     );
+    // As Flux (no MAC check): a kustomize-transformed resource still decrypts.
+    let got = decrypt_object_with(&t, &ids, DecryptOptions::FLUX).unwrap();
+    assert_eq!(got["metadata"]["labels"]["app"], Value::from("evil"));
+    assert_eq!(got["stringData"]["password"], Value::from("hunter2"));
 
     // A value removed: also a MAC mismatch.
     let mut t = enc.clone();
