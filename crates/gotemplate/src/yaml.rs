@@ -1004,3 +1004,140 @@ pub fn to_yaml_pretty(v: &Value) -> String {
     e.node(v, -1, false);
     e.out
 }
+
+/// The parts of a manifest Helm's sorter reads (`SimpleHead`): kind, metadata.name and
+/// metadata.annotations, from the first document. The document is still fully parsed (so
+/// invalid YAML is an error) but nothing else is built.
+#[derive(Debug, Default, Clone)]
+pub struct Head {
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub annotations: Vec<(String, String)>,
+    /// The document is not a mapping (or is empty).
+    pub not_a_map: bool,
+}
+
+struct HeadReceiver {
+    head: Head,
+    /// Path of mapping keys from the document root; None for sequence levels.
+    stack: Vec<Option<String>>,
+    /// Whether the next scalar at each level is a key.
+    expect_key: Vec<bool>,
+    /// Whether each level is a mapping.
+    is_map: Vec<bool>,
+    docs: usize,
+    anchors: HashMap<usize, String>,
+}
+
+impl HeadReceiver {
+    fn scalar(&mut self, s: String, plain: bool) {
+        if self.docs > 1 {
+            return;
+        }
+        let depth = self.stack.len();
+        if depth == 0 {
+            self.head.not_a_map = true;
+            return;
+        }
+        let is_key = self.is_map[depth - 1] && self.expect_key[depth - 1];
+        if is_key {
+            self.stack[depth - 1] = Some(s);
+            self.expect_key[depth - 1] = false;
+            return;
+        }
+        if !self.is_map[depth - 1] {
+            return;
+        }
+        self.expect_key[depth - 1] = true;
+        let val = if plain {
+            match resolve_plain(&s, Numbers::Json) {
+                Value::Str(x) => x.to_string(),
+                Value::Nil => return,
+                other => crate::funcs::strval(&other),
+            }
+        } else {
+            s
+        };
+        let path: Vec<&str> = self
+            .stack
+            .iter()
+            .map(|k| k.as_deref().unwrap_or(""))
+            .collect();
+        match path.as_slice() {
+            ["kind"] => self.head.kind = Some(val),
+            ["metadata", "name"] => self.head.name = Some(val),
+            ["metadata", "annotations", k] => self.head.annotations.push((k.to_string(), val)),
+            _ => {}
+        }
+    }
+    fn open(&mut self, map: bool) {
+        if self.docs > 1 {
+            return;
+        }
+        if self.stack.is_empty() && !map {
+            self.head.not_a_map = true;
+        }
+        if let Some(k) = self.expect_key.last_mut() {
+            // a collection is a value: the next scalar at that level is a key again
+            *k = true;
+        }
+        self.stack.push(None);
+        self.expect_key.push(map);
+        self.is_map.push(map);
+    }
+    fn close(&mut self) {
+        if self.docs > 1 {
+            return;
+        }
+        self.stack.pop();
+        self.expect_key.pop();
+        self.is_map.pop();
+    }
+}
+
+impl MarkedEventReceiver for HeadReceiver {
+    fn on_event(&mut self, ev: Event, _mark: Marker) {
+        match ev {
+            Event::DocumentStart => self.docs += 1,
+            Event::Scalar(s, style, anchor, _) => {
+                if anchor > 0 {
+                    self.anchors.insert(anchor, s.clone());
+                }
+                self.scalar(s, style == TScalarStyle::Plain)
+            }
+            Event::Alias(id) => {
+                let s = self.anchors.get(&id).cloned().unwrap_or_default();
+                self.scalar(s, false)
+            }
+            Event::SequenceStart(..) => self.open(false),
+            Event::MappingStart(..) => self.open(true),
+            Event::SequenceEnd | Event::MappingEnd => self.close(),
+            _ => {}
+        }
+    }
+}
+
+/// Reads a manifest's [`Head`].
+pub fn parse_head(text: &str) -> Result<Head, String> {
+    let mut r = HeadReceiver {
+        head: Head::default(),
+        stack: Vec::new(),
+        expect_key: Vec::new(),
+        is_map: Vec::new(),
+        docs: 0,
+        anchors: HashMap::new(),
+    };
+    let mut p = Parser::new_from_str(text);
+    p.load(&mut r, true).map_err(|e| {
+        let info = e.info();
+        let problem = match info.split_once(", ") {
+            Some((ctx, rest)) if ctx.starts_with("while ") => rest,
+            _ => info,
+        };
+        format!(
+            "yaml: line {}: {problem}",
+            e.marker().line().min(text.lines().count().max(1))
+        )
+    })?;
+    Ok(r.head)
+}

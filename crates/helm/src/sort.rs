@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use ferroflux_gotemplate::Value;
 use ferroflux_gotemplate::yaml::{self, Numbers};
 
 use crate::Error;
@@ -116,31 +115,23 @@ pub fn sort_manifests(
             continue;
         }
         for m in split_manifests(content) {
-            let head = yaml::parse(&m, Numbers::Json)
+            let head = yaml::parse_head(&m)
                 .map_err(|e| Error::Render(format!("YAML parse error on {path}: {e}")))?;
-            let s = |v: Option<Value>| {
-                v.and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()
-            };
-            let (kind, meta) = match &head {
-                Value::Map(hm) => (s(hm.get("kind")), hm.get("metadata")),
-                Value::Nil => (String::new(), None),
-                _ => {
+            if head.not_a_map && (head.kind.is_some() || !m.trim_start().starts_with('#')) {
+                // a scalar or a list where Helm expects an object
+                if yaml::parse(&m, Numbers::Json).is_ok_and(|v| !v.is_nil()) {
                     return Err(Error::Render(format!(
                         "YAML parse error on {path}: error unmarshaling JSON: json: cannot unmarshal into Go value of type releaseutil.SimpleHead"
                     )));
                 }
-            };
-            let name = s(meta
-                .as_ref()
-                .and_then(|m| m.as_map().and_then(|m| m.get("name"))));
-            let annotations = meta
-                .as_ref()
-                .and_then(|m| m.as_map().and_then(|m| m.get("annotations")));
+            }
+            let kind = head.kind.clone().unwrap_or_default();
+            let name = head.name.clone().unwrap_or_default();
             let ann = |k: &str| {
-                annotations
-                    .as_ref()
-                    .and_then(|a| a.as_map().and_then(|a| a.get(k)))
+                head.annotations
+                    .iter()
+                    .find(|(a, _)| a == k)
+                    .map(|(_, v)| v.clone())
             };
             let Some(hook_types) = ann("helm.sh/hook") else {
                 generic.push(Manifest {
@@ -150,9 +141,7 @@ pub fn sort_manifests(
                 });
                 continue;
             };
-            let hook_types = ferroflux_gotemplate::funcs::strval(&hook_types);
             let weight = ann("helm.sh/hook-weight")
-                .map(|w| ferroflux_gotemplate::funcs::strval(&w))
                 .and_then(|w| w.trim().parse::<i64>().ok())
                 .unwrap_or(0);
             let mut events = Vec::new();
@@ -175,7 +164,6 @@ pub fn sort_manifests(
             }
             let list = |k: &str| -> Vec<String> {
                 ann(k)
-                    .map(|v| ferroflux_gotemplate::funcs::strval(&v))
                     .map(|v| {
                         v.split(',')
                             .map(|x| x.trim().to_lowercase())
