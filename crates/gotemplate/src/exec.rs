@@ -275,7 +275,11 @@ impl Exec<'_> {
         let saved_vars = std::mem::replace(&mut self.vars, vec![("$".to_string(), data.clone())]);
         let saved_tree = self.tree.replace(tree.clone());
         let saved_at = std::mem::take(&mut self.at);
-        let r = self.walk(data, &tree.root, out);
+        // Templates recurse through include/template: grow the stack on demand instead of
+        // overflowing it (a runaway recursion ends at max_depth with an error).
+        let r = stacker::maybe_grow(256 * 1024, 4 * 1024 * 1024, || {
+            self.walk(data, &tree.root, out)
+        });
         self.vars = saved_vars;
         self.tree = saved_tree;
         self.at = saved_at;

@@ -88,21 +88,13 @@ fn main() -> ExitCode {
     if args.is_empty() {
         return usage();
     }
-    // Deeply nested templates recurse; give the renderer room.
-    let h = std::thread::Builder::new()
-        .stack_size(512 << 20)
-        .spawn(move || run(args));
-    match h.map(|h| h.join()) {
-        Ok(Ok(Ok(out))) => {
+    match run(args) {
+        Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
         }
-        Ok(Ok(Err(e))) => {
+        Err(e) => {
             eprintln!("Error: {e}");
-            ExitCode::FAILURE
-        }
-        _ => {
-            eprintln!("Error: renderer crashed");
             ExitCode::FAILURE
         }
     }
