@@ -352,45 +352,44 @@ fn compatible(constraint: &str, version: &str) -> bool {
     ferroflux_gotemplate::semver::semver_compare(constraint, version).unwrap_or(false)
 }
 
-/// processDependencyEnabled: aliases, tags and conditions; disabled subcharts are dropped.
+/// processDependencyEnabled: aliases, tags and conditions; disabled subcharts are dropped
+/// (from the chart and from its dependency list).
 pub fn process_dependency_enabled(c: &mut Chart, v: &Map, path: &str) -> Result<(), Error> {
-    if c.dependencies_meta.is_empty() && c.dependencies.is_empty() {
+    if c.dependencies_meta.is_empty() {
         return Ok(());
     }
-    // Charts named by the metadata are replaced by their aliased copies.
-    let mut chart_deps: Vec<Chart> = Vec::new();
     let originals = std::mem::take(&mut c.dependencies);
-    let mut used = vec![false; originals.len()];
-    for req in &c.dependencies_meta {
-        let found = originals.iter().enumerate().find(|(_, ch)| {
-            ch.name() == req.name
-                && (req.version.is_empty() || compatible(&req.version, &ch.version()))
-        });
-        if let Some((i, ch)) = found {
-            used[i] = true;
+    // Charts no dependency entry names (with a compatible version) are kept as they are.
+    let mut chart_deps: Vec<Chart> = originals
+        .iter()
+        .filter(|ch| {
+            !c.dependencies_meta
+                .iter()
+                .any(|r| ch.name() == r.name && compatible(&r.version, &ch.version()))
+        })
+        .cloned()
+        .collect();
+    for req in c.dependencies_meta.iter_mut() {
+        if let Some(ch) = originals
+            .iter()
+            .find(|ch| ch.name() == req.name && compatible(&req.version, &ch.version()))
+        {
             let mut copy = ch.clone();
             if !req.alias.is_empty() {
                 copy.metadata.insert("name".into(), Value::str(&req.alias));
             }
             chart_deps.push(copy);
         }
-    }
-    for (i, ch) in originals.into_iter().enumerate() {
-        if !used[i] {
-            chart_deps.push(ch);
+        if !req.alias.is_empty() {
+            req.name = req.alias.clone();
         }
     }
-    let cvals = coalesce_values_for(
-        &Chart {
-            dependencies: chart_deps.clone(),
-            ..c.clone()
-        },
-        v,
-    )?;
-    let reqs = &mut c.dependencies_meta;
-    for r in reqs.iter_mut() {
+    c.dependencies = chart_deps;
+    for r in c.dependencies_meta.iter_mut() {
         r.enabled = true;
     }
+    let cvals = coalesce_values_for(c, v)?;
+    let reqs = &mut c.dependencies_meta;
     // tags
     if let Some(Value::Map(tags)) = cvals.get("tags") {
         let tags = tags.snapshot();
@@ -408,7 +407,7 @@ pub fn process_dependency_enabled(c: &mut Chart, v: &Map, path: &str) -> Result<
             r.enabled = has_true || !has_false;
         }
     }
-    // conditions
+    // conditions: the first condition path that holds a bool decides
     for r in reqs.iter_mut() {
         for cond in r.condition.split(',') {
             let cond = cond.trim();
@@ -424,15 +423,10 @@ pub fn process_dependency_enabled(c: &mut Chart, v: &Map, path: &str) -> Result<
     let disabled: Vec<String> = reqs
         .iter()
         .filter(|r| !r.enabled)
-        .map(|r| {
-            if r.alias.is_empty() {
-                r.name.clone()
-            } else {
-                r.alias.clone()
-            }
-        })
+        .map(|r| r.name.clone())
         .collect();
-    let mut kept: Vec<Chart> = chart_deps
+    reqs.retain(|r| !disabled.contains(&r.name));
+    let mut kept: Vec<Chart> = std::mem::take(&mut c.dependencies)
         .into_iter()
         .filter(|d| !disabled.contains(&d.name()))
         .collect();
