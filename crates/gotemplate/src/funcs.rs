@@ -33,6 +33,13 @@ fn gen_limit(n: i64) -> Result<usize, String> {
     Ok(n.max(0) as usize)
 }
 
+static NIL: Value = Value::Nil;
+
+/// Argument `i`, or nil when there are fewer arguments.
+fn arg(a: &[Value], i: usize) -> &Value {
+    a.get(i).unwrap_or(&NIL)
+}
+
 fn arity(name: &str, a: Args, n: usize) -> Result<(), String> {
     if a.len() != n {
         return Err(format!(
@@ -731,11 +738,11 @@ pub fn register(m: &mut HashMap<String, Func>) {
 fn builtins(m: &mut HashMap<String, Func>) {
     reg(m, "not", |_, a| {
         arity("not", a, 1)?;
-        Ok(Value::Bool(!a[0].truthy()))
+        Ok(Value::Bool(!arg(a, 0).truthy()))
     });
     reg(m, "len", |_, a| {
         arity("len", a, 1)?;
-        Ok(Value::int(match &a[0] {
+        Ok(Value::int(match arg(a, 0) {
             Value::Str(s) => s.len() as i64,
             Value::Bytes(b) => b.len() as i64,
             Value::List(l) => l.len() as i64,
@@ -751,7 +758,7 @@ fn builtins(m: &mut HashMap<String, Func>) {
     });
     reg(m, "index", |_, a| {
         arity_min("index", a, 1)?;
-        let mut v = a[0].clone();
+        let mut v = arg(a, 0).clone();
         for k in &a[1..] {
             v = match (&v, k) {
                 (Value::Nil, _) => return Err("index of untyped nil".into()),
@@ -800,7 +807,7 @@ fn builtins(m: &mut HashMap<String, Func>) {
         // sprig's slice replaces the builtin in Helm: lists only, any number of indices
         arity_min("slice", a, 1)?;
         let idx: Vec<i64> = a[1..].iter().map(to_i64).collect();
-        match &a[0] {
+        match arg(a, 0) {
             Value::List(l) => {
                 let len = l.len() as i64;
                 let (st, en) = match idx.len() {
@@ -847,8 +854,8 @@ fn builtins(m: &mut HashMap<String, Func>) {
         arity_min("call", a, 1)?;
         Err(format!(
             "non-function {} of type {}",
-            sprint_v(&a[0]),
-            a[0].type_name()
+            sprint_v(arg(a, 0)),
+            arg(a, 0).type_name()
         ))
     });
     reg(m, "eq", |_, a| {
@@ -857,7 +864,7 @@ fn builtins(m: &mut HashMap<String, Func>) {
             return Err("missing argument for comparison".into());
         }
         for b in &a[1..] {
-            if go_eq(&a[0], b)? {
+            if go_eq(arg(a, 0), b)? {
                 return Ok(Value::Bool(true));
             }
         }
@@ -865,29 +872,33 @@ fn builtins(m: &mut HashMap<String, Func>) {
     });
     reg(m, "ne", |_, a| {
         arity("ne", a, 2)?;
-        Ok(Value::Bool(!go_eq(&a[0], &a[1])?))
+        Ok(Value::Bool(!go_eq(arg(a, 0), arg(a, 1))?))
     });
     reg(m, "lt", |_, a| {
         arity("lt", a, 2)?;
-        Ok(Value::Bool(go_lt(&a[0], &a[1])?))
+        Ok(Value::Bool(go_lt(arg(a, 0), arg(a, 1))?))
     });
     reg(m, "le", |_, a| {
         arity("le", a, 2)?;
-        Ok(Value::Bool(go_lt(&a[0], &a[1])? || go_eq(&a[0], &a[1])?))
+        Ok(Value::Bool(
+            go_lt(arg(a, 0), arg(a, 1))? || go_eq(arg(a, 0), arg(a, 1))?,
+        ))
     });
     reg(m, "gt", |_, a| {
         arity("gt", a, 2)?;
-        Ok(Value::Bool(!go_lt(&a[0], &a[1])? && !go_eq(&a[0], &a[1])?))
+        Ok(Value::Bool(
+            !go_lt(arg(a, 0), arg(a, 1))? && !go_eq(arg(a, 0), arg(a, 1))?,
+        ))
     });
     reg(m, "ge", |_, a| {
         arity("ge", a, 2)?;
-        Ok(Value::Bool(!go_lt(&a[0], &a[1])?))
+        Ok(Value::Bool(!go_lt(arg(a, 0), arg(a, 1))?))
     });
 }
 
 fn eval_args_str(a: Args) -> String {
     if a.len() == 1
-        && let Value::Str(s) = &a[0]
+        && let Value::Str(s) = arg(a, 0)
     {
         return s.to_string();
     }
@@ -1120,11 +1131,11 @@ fn strings(m: &mut HashMap<String, Func>) {
     });
     reg(m, "toString", |_, a| {
         arity("toString", a, 1)?;
-        Ok(Value::str(strval(&a[0])))
+        Ok(Value::str(strval(arg(a, 0))))
     });
     reg(m, "toStrings", |_, a| {
         arity("toStrings", a, 1)?;
-        let l = match &a[0] {
+        let l = match arg(a, 0) {
             Value::List(l) => l.iter().map(|x| Value::str(strval(x))).collect(),
             Value::Nil => vec![],
             o => vec![Value::str(strval(o))],
@@ -1169,7 +1180,7 @@ fn strings(m: &mut HashMap<String, Func>) {
     reg(m, "join", |_, a| {
         arity("join", a, 2)?;
         let sep = s(a, 0)?;
-        let parts: Vec<String> = match &a[1] {
+        let parts: Vec<String> = match arg(a, 1) {
             Value::List(l) => l.iter().filter(|x| !x.is_nil()).map(strval).collect(),
             Value::Nil => vec![],
             o => vec![strval(o)],
@@ -1178,7 +1189,7 @@ fn strings(m: &mut HashMap<String, Func>) {
     });
     reg(m, "sortAlpha", |_, a| {
         arity("sortAlpha", a, 1)?;
-        let mut l: Vec<String> = match &a[0] {
+        let mut l: Vec<String> = match arg(a, 0) {
             Value::List(l) => l.iter().map(strval).collect(),
             o => vec![strval(o)],
         };
@@ -1262,13 +1273,13 @@ fn strings(m: &mut HashMap<String, Func>) {
     reg(m, "b64enc", |_, a| {
         arity("b64enc", a, 1)?;
         Ok(Value::str(
-            base64::engine::general_purpose::STANDARD.encode(strval(&a[0])),
+            base64::engine::general_purpose::STANDARD.encode(strval(arg(a, 0))),
         ))
     });
     reg(m, "b64dec", |_, a| {
         arity("b64dec", a, 1)?;
         Ok(Value::str(
-            match base64::engine::general_purpose::STANDARD.decode(strval(&a[0])) {
+            match base64::engine::general_purpose::STANDARD.decode(strval(arg(a, 0))) {
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                 Err(e) => e.to_string(),
             },
@@ -1276,11 +1287,11 @@ fn strings(m: &mut HashMap<String, Func>) {
     });
     reg(m, "b32enc", |_, a| {
         arity("b32enc", a, 1)?;
-        Ok(Value::str(b32enc(strval(&a[0]).as_bytes())))
+        Ok(Value::str(b32enc(strval(arg(a, 0)).as_bytes())))
     });
     reg(m, "b32dec", |_, a| {
         arity("b32dec", a, 1)?;
-        Ok(Value::str(match b32dec(&strval(&a[0])) {
+        Ok(Value::str(match b32dec(&strval(arg(a, 0))) {
             Ok(b) => String::from_utf8_lossy(&b).into_owned(),
             Err(e) => e,
         }))
@@ -1336,24 +1347,24 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     });
     reg(m, "get", |_, a| {
         arity("get", a, 2)?;
-        let d = map_of(&a[0])?;
+        let d = map_of(arg(a, 0))?;
         Ok(d.get(&s(a, 1)?).unwrap_or_else(|| Value::str("")))
     });
     reg(m, "set", |_, a| {
         arity("set", a, 3)?;
-        let d = map_of(&a[0])?;
-        d.insert(s(a, 1)?, a[2].clone());
-        Ok(a[0].clone())
+        let d = map_of(arg(a, 0))?;
+        d.insert(s(a, 1)?, arg(a, 2).clone());
+        Ok(arg(a, 0).clone())
     });
     reg(m, "unset", |_, a| {
         arity("unset", a, 2)?;
-        let d = map_of(&a[0])?;
+        let d = map_of(arg(a, 0))?;
         d.write().remove(&s(a, 1)?);
-        Ok(a[0].clone())
+        Ok(arg(a, 0).clone())
     });
     reg(m, "hasKey", |_, a| {
         arity("hasKey", a, 2)?;
-        let d = map_of(&a[0])?;
+        let d = map_of(arg(a, 0))?;
         Ok(Value::Bool(d.contains_key(&s(a, 1)?)))
     });
     reg(m, "pluck", |_, a| {
@@ -1379,12 +1390,16 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     reg(m, "values", |_, a| {
         arity("values", a, 1)?;
         Ok(Value::from(
-            map_of(&a[0])?.read().values().cloned().collect::<Vec<_>>(),
+            map_of(arg(a, 0))?
+                .read()
+                .values()
+                .cloned()
+                .collect::<Vec<_>>(),
         ))
     });
     reg(m, "pick", |_, a| {
         arity_min("pick", a, 1)?;
-        let d = map_of(&a[0])?;
+        let d = map_of(arg(a, 0))?;
         let mut out = Map::new();
         for k in &a[1..] {
             let k = strval(k);
@@ -1396,7 +1411,7 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     });
     reg(m, "omit", |_, a| {
         arity_min("omit", a, 1)?;
-        let d = map_of(&a[0])?;
+        let d = map_of(arg(a, 0))?;
         let drop: Vec<String> = a[1..].iter().map(strval).collect();
         let out: Map = d
             .snapshot()
@@ -1407,27 +1422,27 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     });
     let merge: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity_min("merge", a, 1)?;
-        let dst = map_of(&a[0])?;
+        let dst = map_of(arg(a, 0))?;
         for src in &a[1..] {
             mergo(&dst, &map_of(src)?, false);
         }
-        Ok(a[0].clone())
+        Ok(arg(a, 0).clone())
     };
     reg(m, "merge", merge);
     reg(m, "mustMerge", merge);
     let merge_o: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity_min("mergeOverwrite", a, 1)?;
-        let dst = map_of(&a[0])?;
+        let dst = map_of(arg(a, 0))?;
         for src in &a[1..] {
             mergo(&dst, &map_of(src)?, true);
         }
-        Ok(a[0].clone())
+        Ok(arg(a, 0).clone())
     };
     reg(m, "mergeOverwrite", merge_o);
     reg(m, "mustMergeOverwrite", merge_o);
     let deep: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("deepCopy", a, 1)?;
-        Ok(a[0].deep_copy())
+        Ok(arg(a, 0).deep_copy())
     };
     reg(m, "deepCopy", deep);
     reg(m, "mustDeepCopy", deep);
@@ -1447,12 +1462,12 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     });
     let append: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("append", a, 2)?;
-        let mut l = if a[0].is_nil() {
+        let mut l = if arg(a, 0).is_nil() {
             vec![]
         } else {
-            list_of(&a[0], "push")?
+            list_of(arg(a, 0), "push")?
         };
-        l.push(a[1].clone());
+        l.push(arg(a, 1).clone());
         Ok(Value::from(l))
     };
     reg(m, "append", append);
@@ -1461,22 +1476,22 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     reg(m, "mustPush", append);
     let prepend: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("prepend", a, 2)?;
-        let mut l = if a[0].is_nil() {
+        let mut l = if arg(a, 0).is_nil() {
             vec![]
         } else {
-            list_of(&a[0], "prepend")?
+            list_of(arg(a, 0), "prepend")?
         };
-        l.insert(0, a[1].clone());
+        l.insert(0, arg(a, 1).clone());
         Ok(Value::from(l))
     };
     reg(m, "prepend", prepend);
     reg(m, "mustPrepend", prepend);
     let first: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("first", a, 1)?;
-        if a[0].is_nil() {
+        if arg(a, 0).is_nil() {
             return Ok(Value::Nil);
         }
-        Ok(list_of(&a[0], "first")?
+        Ok(list_of(arg(a, 0), "first")?
             .first()
             .cloned()
             .unwrap_or_default())
@@ -1485,19 +1500,22 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     reg(m, "mustFirst", first);
     let last: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("last", a, 1)?;
-        if a[0].is_nil() {
+        if arg(a, 0).is_nil() {
             return Ok(Value::Nil);
         }
-        Ok(list_of(&a[0], "last")?.last().cloned().unwrap_or_default())
+        Ok(list_of(arg(a, 0), "last")?
+            .last()
+            .cloned()
+            .unwrap_or_default())
     };
     reg(m, "last", last);
     reg(m, "mustLast", last);
     let rest: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("rest", a, 1)?;
-        if a[0].is_nil() {
+        if arg(a, 0).is_nil() {
             return Ok(Value::Nil);
         }
-        let l = list_of(&a[0], "rest")?;
+        let l = list_of(arg(a, 0), "rest")?;
         if l.is_empty() {
             return Ok(Value::Nil);
         }
@@ -1507,10 +1525,10 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     reg(m, "mustRest", rest);
     let initial: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("initial", a, 1)?;
-        if a[0].is_nil() {
+        if arg(a, 0).is_nil() {
             return Ok(Value::Nil);
         }
-        let l = list_of(&a[0], "initial")?;
+        let l = list_of(arg(a, 0), "initial")?;
         if l.is_empty() {
             return Ok(Value::Nil);
         }
@@ -1520,7 +1538,7 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     reg(m, "mustInitial", initial);
     let reverse: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("reverse", a, 1)?;
-        let mut l = list_of(&a[0], "reverse")?;
+        let mut l = list_of(arg(a, 0), "reverse")?;
         l.reverse();
         Ok(Value::from(l))
     };
@@ -1528,7 +1546,7 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     reg(m, "mustReverse", reverse);
     let uniq: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("uniq", a, 1)?;
-        let l = list_of(&a[0], "uniq")?;
+        let l = list_of(arg(a, 0), "uniq")?;
         let mut out: Vec<Value> = Vec::new();
         for x in l {
             if !out.iter().any(|y| y.deep_eq(&x)) {
@@ -1541,7 +1559,7 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     reg(m, "mustUniq", uniq);
     let without: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity_min("without", a, 1)?;
-        let l = list_of(&a[0], "without")?;
+        let l = list_of(arg(a, 0), "without")?;
         Ok(Value::from(
             l.into_iter()
                 .filter(|x| !a[1..].iter().any(|y| y.deep_eq(x)))
@@ -1552,17 +1570,17 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     reg(m, "mustWithout", without);
     let has: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("has", a, 2)?;
-        if a[1].is_nil() {
+        if arg(a, 1).is_nil() {
             return Ok(Value::Bool(false));
         }
-        let l = list_of(&a[1], "has")?;
-        Ok(Value::Bool(l.iter().any(|x| x.deep_eq(&a[0]))))
+        let l = list_of(arg(a, 1), "has")?;
+        Ok(Value::Bool(l.iter().any(|x| x.deep_eq(arg(a, 0)))))
     };
     reg(m, "has", has);
     reg(m, "mustHas", has);
     let compact: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("compact", a, 1)?;
-        let l = list_of(&a[0], "compact")?;
+        let l = list_of(arg(a, 0), "compact")?;
         Ok(Value::from(
             l.into_iter().filter(|x| !empty(x)).collect::<Vec<_>>(),
         ))
@@ -1582,7 +1600,7 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
     let chunk: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("chunk", a, 2)?;
         let size = n(a, 0)?.max(1) as usize;
-        let l = list_of(&a[1], "chunk")?;
+        let l = list_of(arg(a, 1), "chunk")?;
         Ok(Value::from(
             l.chunks(size)
                 .map(|c| Value::from(c.to_vec()))
@@ -1660,7 +1678,7 @@ fn math(m: &mut HashMap<String, Func>) {
     let i64v = |x: i64| Value::Int(x, IntKind::Int64);
     reg(m, "add1", move |_, a| {
         arity("add1", a, 1)?;
-        Ok(i64v(to_i64(&a[0]).wrapping_add(1)))
+        Ok(i64v(to_i64(arg(a, 0)).wrapping_add(1)))
     });
     reg(m, "add", move |_, a| {
         Ok(i64v(
@@ -1669,23 +1687,23 @@ fn math(m: &mut HashMap<String, Func>) {
     });
     reg(m, "sub", move |_, a| {
         arity("sub", a, 2)?;
-        Ok(i64v(to_i64(&a[0]).wrapping_sub(to_i64(&a[1]))))
+        Ok(i64v(to_i64(arg(a, 0)).wrapping_sub(to_i64(arg(a, 1)))))
     });
     reg(m, "div", move |_, a| {
         arity("div", a, 2)?;
-        let d = to_i64(&a[1]);
+        let d = to_i64(arg(a, 1));
         if d == 0 {
             return Err("runtime error: integer divide by zero".into());
         }
-        Ok(i64v(to_i64(&a[0]).wrapping_div(d)))
+        Ok(i64v(to_i64(arg(a, 0)).wrapping_div(d)))
     });
     reg(m, "mod", move |_, a| {
         arity("mod", a, 2)?;
-        let d = to_i64(&a[1]);
+        let d = to_i64(arg(a, 1));
         if d == 0 {
             return Err("runtime error: integer divide by zero".into());
         }
-        Ok(i64v(to_i64(&a[0]).wrapping_rem(d)))
+        Ok(i64v(to_i64(arg(a, 0)).wrapping_rem(d)))
     });
     reg(m, "mul", move |_, a| {
         arity_min("mul", a, 1)?;
@@ -1695,7 +1713,7 @@ fn math(m: &mut HashMap<String, Func>) {
     });
     reg(m, "randInt", move |ex, a| {
         arity("randInt", a, 2)?;
-        let (lo, hi) = (to_i64(&a[0]), to_i64(&a[1]));
+        let (lo, hi) = (to_i64(arg(a, 0)), to_i64(arg(a, 1)));
         if hi <= lo {
             return Err("invalid argument to Intn".into());
         }
@@ -1731,12 +1749,14 @@ fn math(m: &mut HashMap<String, Func>) {
             a.iter().map(to_f64).fold(f64::INFINITY, f64::min),
         ))
     });
-    reg(m, "floor", |_, a| Ok(Value::Float(to_f64(&a[0]).floor())));
-    reg(m, "ceil", |_, a| Ok(Value::Float(to_f64(&a[0]).ceil())));
+    reg(m, "floor", |_, a| {
+        Ok(Value::Float(to_f64(arg(a, 0)).floor()))
+    });
+    reg(m, "ceil", |_, a| Ok(Value::Float(to_f64(arg(a, 0)).ceil())));
     reg(m, "round", |_, a| {
         arity_min("round", a, 2)?;
-        let (x, p) = (to_f64(&a[0]), to_i64(&a[1]));
-        let r = if a.len() > 2 { to_f64(&a[2]) } else { 0.5 };
+        let (x, p) = (to_f64(arg(a, 0)), to_i64(arg(a, 1)));
+        let r = if a.len() > 2 { to_f64(arg(a, 2)) } else { 0.5 };
         let pow = 10f64.powi(p as i32);
         let digit = pow * x;
         let (int, frac) = (digit.trunc(), digit.fract());
@@ -1746,43 +1766,52 @@ fn math(m: &mut HashMap<String, Func>) {
     reg(m, "addf", |_, a| {
         Ok(Value::Float(a.iter().map(to_f64).sum()))
     });
-    reg(m, "add1f", |_, a| Ok(Value::Float(to_f64(&a[0]) + 1.0)));
+    reg(m, "add1f", |_, a| Ok(Value::Float(to_f64(arg(a, 0)) + 1.0)));
     reg(m, "subf", |_, a| {
         arity_min("subf", a, 1)?;
         Ok(Value::Float(
-            a[1..].iter().map(to_f64).fold(to_f64(&a[0]), |x, y| x - y),
+            a[1..]
+                .iter()
+                .map(to_f64)
+                .fold(to_f64(arg(a, 0)), |x, y| x - y),
         ))
     });
     reg(m, "divf", |_, a| {
         arity_min("divf", a, 1)?;
         Ok(Value::Float(
-            a[1..].iter().map(to_f64).fold(to_f64(&a[0]), |x, y| x / y),
+            a[1..]
+                .iter()
+                .map(to_f64)
+                .fold(to_f64(arg(a, 0)), |x, y| x / y),
         ))
     });
     reg(m, "mulf", |_, a| {
         arity_min("mulf", a, 1)?;
         Ok(Value::Float(
-            a[1..].iter().map(to_f64).fold(to_f64(&a[0]), |x, y| x * y),
+            a[1..]
+                .iter()
+                .map(to_f64)
+                .fold(to_f64(arg(a, 0)), |x, y| x * y),
         ))
     });
     reg(m, "int", |_, a| {
         arity("int", a, 1)?;
-        Ok(Value::int(to_i64(&a[0])))
+        Ok(Value::int(to_i64(arg(a, 0))))
     });
     reg(m, "int64", |_, a| {
         arity("int64", a, 1)?;
-        Ok(Value::Int(to_i64(&a[0]), IntKind::Int64))
+        Ok(Value::Int(to_i64(arg(a, 0)), IntKind::Int64))
     });
     reg(m, "float64", |_, a| {
         arity("float64", a, 1)?;
-        Ok(Value::Float(to_f64(&a[0])))
+        Ok(Value::Float(to_f64(arg(a, 0))))
     });
     reg(m, "atoi", |_, a| {
         Ok(Value::int(s(a, 0)?.parse::<i64>().unwrap_or(0)))
     });
     reg(m, "toDecimal", |_, a| {
         Ok(Value::Int(
-            i64::from_str_radix(&strval(&a[0]), 8).unwrap_or(0),
+            i64::from_str_radix(&strval(arg(a, 0)), 8).unwrap_or(0),
             IntKind::Int64,
         ))
     });
@@ -1791,14 +1820,14 @@ fn math(m: &mut HashMap<String, Func>) {
 fn misc(m: &mut HashMap<String, Func>) {
     reg(m, "default", |_, a| {
         arity_min("default", a, 1)?;
-        if a.len() < 2 || empty(&a[1]) {
-            return Ok(a[0].clone());
+        if a.len() < 2 || empty(arg(a, 1)) {
+            return Ok(arg(a, 0).clone());
         }
-        Ok(a[1].clone())
+        Ok(arg(a, 1).clone())
     });
     reg(m, "empty", |_, a| {
         arity("empty", a, 1)?;
-        Ok(Value::Bool(empty(&a[0])))
+        Ok(Value::Bool(empty(arg(a, 0))))
     });
     reg(m, "coalesce", |_, a| {
         Ok(a.iter().find(|x| !empty(x)).cloned().unwrap_or_default())
@@ -1811,10 +1840,10 @@ fn misc(m: &mut HashMap<String, Func>) {
     });
     reg(m, "ternary", |_, a| {
         arity("ternary", a, 3)?;
-        Ok(if a[2].truthy() {
-            a[0].clone()
+        Ok(if arg(a, 2).truthy() {
+            arg(a, 0).clone()
         } else {
-            a[1].clone()
+            arg(a, 1).clone()
         })
     });
     reg(m, "typeOf", |_, a| {
@@ -1826,12 +1855,12 @@ fn misc(m: &mut HashMap<String, Func>) {
     });
     reg(m, "typeIs", |_, a| {
         arity("typeIs", a, 2)?;
-        Ok(Value::Bool(s(a, 0)? == a[1].type_name()))
+        Ok(Value::Bool(s(a, 0)? == arg(a, 1).type_name()))
     });
     reg(m, "typeIsLike", |_, a| {
         arity("typeIsLike", a, 2)?;
         let t = s(a, 0)?;
-        let n = a[1].type_name();
+        let n = arg(a, 1).type_name();
         Ok(Value::Bool(t == n || t == format!("*{n}")))
     });
     reg(m, "kindOf", |_, a| {
@@ -1841,11 +1870,11 @@ fn misc(m: &mut HashMap<String, Func>) {
     });
     reg(m, "kindIs", |_, a| {
         arity("kindIs", a, 2)?;
-        Ok(Value::Bool(s(a, 0)? == a[1].kind_name()))
+        Ok(Value::Bool(s(a, 0)? == arg(a, 1).kind_name()))
     });
     reg(m, "deepEqual", |_, a| {
         arity("deepEqual", a, 2)?;
-        Ok(Value::Bool(a[0].deep_eq(&a[1])))
+        Ok(Value::Bool(arg(a, 0).deep_eq(arg(a, 1))))
     });
     reg(m, "uuidv4", |ex, _| {
         let (x, y) = (ex.host.random_u64(), ex.host.random_u64());
@@ -1932,17 +1961,17 @@ fn helm(m: &mut HashMap<String, Func>) {
     reg(m, "include", |ex, a| {
         arity("include", a, 2)?;
         let name = s(a, 0)?;
-        Ok(Value::str(ex.include(&name, &a[1])?))
+        Ok(Value::str(ex.include(&name, arg(a, 1))?))
     });
     reg(m, "tpl", |ex, a| {
         arity("tpl", a, 2)?;
         let text = s(a, 0)?;
-        Ok(Value::str(ex.tpl(&text, &a[1])?))
+        Ok(Value::str(ex.tpl(&text, arg(a, 1))?))
     });
     reg(m, "required", |_, a| {
         arity("required", a, 2)?;
         let msg = s(a, 0)?;
-        match &a[1] {
+        match arg(a, 1) {
             Value::Nil => Err(user_error(&msg)),
             Value::Str(x) if x.is_empty() => Err(user_error(&msg)),
             v => Ok(v.clone()),
@@ -1954,14 +1983,14 @@ fn helm(m: &mut HashMap<String, Func>) {
     });
     let to_yaml: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("toYaml", a, 1)?;
-        let y = crate::yaml::to_yaml(&a[0]);
+        let y = crate::yaml::to_yaml(arg(a, 0));
         Ok(Value::str(y.strip_suffix('\n').unwrap_or(&y)))
     };
     reg(m, "toYaml", to_yaml);
     reg(m, "mustToYaml", to_yaml);
     reg(m, "toYamlPretty", |_, a| {
         arity("toYamlPretty", a, 1)?;
-        let y = crate::yaml::to_yaml_pretty(&a[0]);
+        let y = crate::yaml::to_yaml_pretty(arg(a, 0));
         Ok(Value::str(y.strip_suffix('\n').unwrap_or(&y)))
     });
     reg(m, "fromYaml", |_, a| {
@@ -1994,19 +2023,23 @@ fn helm(m: &mut HashMap<String, Func>) {
     });
     let to_json: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("toJson", a, 1)?;
-        Ok(Value::str(crate::json::to_json(&a[0], true, None)))
+        Ok(Value::str(crate::json::to_json(arg(a, 0), true, None)))
     };
     reg(m, "toJson", to_json);
     reg(m, "mustToJson", to_json);
     let to_raw: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("toRawJson", a, 1)?;
-        Ok(Value::str(crate::json::to_json(&a[0], false, None)))
+        Ok(Value::str(crate::json::to_json(arg(a, 0), false, None)))
     };
     reg(m, "toRawJson", to_raw);
     reg(m, "mustToRawJson", to_raw);
     let pretty: fn(&mut Exec<'_>, Args) -> Res = |_, a| {
         arity("toPrettyJson", a, 1)?;
-        Ok(Value::str(crate::json::to_json(&a[0], true, Some("  "))))
+        Ok(Value::str(crate::json::to_json(
+            arg(a, 0),
+            true,
+            Some("  "),
+        )))
     };
     reg(m, "toPrettyJson", pretty);
     reg(m, "mustToPrettyJson", pretty);
@@ -2036,7 +2069,7 @@ fn helm(m: &mut HashMap<String, Func>) {
     });
     reg(m, "toToml", |_, a| {
         arity("toToml", a, 1)?;
-        Ok(Value::str(crate::toml::to_toml(&a[0])))
+        Ok(Value::str(crate::toml::to_toml(arg(a, 0))))
     });
     reg(m, "fromToml", |_, a| {
         arity("fromToml", a, 1)?;
