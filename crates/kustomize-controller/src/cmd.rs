@@ -77,7 +77,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 &runtime,
                 4,
                 shutdown,
-                |c| crate::watches::with_source_watches(c, client),
+                |c| {
+                    crate::watches::with_config_watches(
+                        crate::watches::with_source_watches(c, client.clone()),
+                        client,
+                    )
+                },
             )
             .await;
         })

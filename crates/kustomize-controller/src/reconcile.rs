@@ -111,6 +111,34 @@ fn objects_digest(objects: &[serde_yaml::Value]) -> String {
     format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
+/// Decrypts SOPS-encrypted objects in place, as Flux does after the build (without the MAC
+/// check: kustomize legitimately changes the plaintext it covers).
+fn decrypt_objects(
+    objects: &mut [serde_yaml::Value],
+    identities: &[ferroflux_sops::Identity],
+) -> Result<(), String> {
+    for object in objects.iter_mut() {
+        if ferroflux_sops::is_decryption_disabled(object) {
+            continue;
+        }
+        let secret = object.get("kind").and_then(|k| k.as_str()) == Some("Secret");
+        if ferroflux_sops::is_encrypted(object) || secret {
+            *object = ferroflux_sops::decrypt_object_with(
+                object,
+                identities,
+                ferroflux_sops::DecryptOptions::FLUX,
+            )
+            .map_err(|e| {
+                format!(
+                    "{}: decryption failed: {e}",
+                    crate::postbuild::describe(object)
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 impl KustomizationReconciler {
     /// A client acting as the object's service account (or the default one), or as the
     /// controller itself; for `spec.kubeConfig`, a client of the remote cluster.
@@ -323,6 +351,69 @@ impl KustomizationReconciler {
         Ok(())
     }
 
+    /// The age identities of `spec.decryption.secretRef`: every `*.agekey` entry.
+    async fn decryption_identities(
+        &self,
+        obj: &Kustomization,
+        ctx: &Context,
+    ) -> Result<Vec<ferroflux_sops::Identity>, Failure> {
+        let ns = obj.namespace().unwrap_or_default();
+        let retry = obj.spec.retry_interval();
+        let Some(secret_ref) = obj
+            .spec
+            .decryption
+            .as_ref()
+            .and_then(|d| d.secret_ref.as_ref())
+        else {
+            return Err(Failure::new(
+                reasons::BUILD_FAILED,
+                "spec.decryption.secretRef is required: name a Secret holding the age keys (`<name>.agekey` entries)",
+                retry,
+            ));
+        };
+        let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+            .get(&secret_ref.name)
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    reasons::BUILD_FAILED,
+                    format!(
+                        "cannot read the decryption Secret '{ns}/{}': {e}",
+                        secret_ref.name
+                    ),
+                    retry,
+                )
+            })?;
+        let mut identities = Vec::new();
+        for (key, value) in secret.data.unwrap_or_default() {
+            if key.ends_with(".agekey") {
+                let text = String::from_utf8_lossy(&value.0).into_owned();
+                let parsed = ferroflux_sops::parse_identities(&text).map_err(|e| {
+                    Failure::new(
+                        reasons::BUILD_FAILED,
+                        format!(
+                            "decryption Secret '{ns}/{}' key '{key}': {e}",
+                            secret_ref.name
+                        ),
+                        retry,
+                    )
+                })?;
+                identities.extend(parsed);
+            }
+        }
+        if identities.is_empty() {
+            return Err(Failure::new(
+                reasons::BUILD_FAILED,
+                format!(
+                    "decryption Secret '{ns}/{}' has no '*.agekey' entry (only age keys are supported)",
+                    secret_ref.name
+                ),
+                retry,
+            ));
+        }
+        Ok(identities)
+    }
+
     async fn load_variables(
         &self,
         obj: &Kustomization,
@@ -424,7 +515,12 @@ impl KustomizationReconciler {
                     retry,
                 )
             })?;
-        let objects = built.map_err(|e| Failure::new(e.reason(), e.to_string(), retry))?;
+        let mut objects = built.map_err(|e| Failure::new(e.reason(), e.to_string(), retry))?;
+        if obj.spec.decryption.is_some() {
+            let identities = self.decryption_identities(obj, ctx).await?;
+            decrypt_objects(&mut objects, &identities)
+                .map_err(|message| Failure::new(reasons::BUILD_FAILED, message, retry))?;
+        }
         let digest = objects_digest(&objects);
 
         let mut manifests = Vec::with_capacity(objects.len());

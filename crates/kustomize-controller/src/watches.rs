@@ -77,3 +77,108 @@ pub fn with_source_watches(
     let controller = watch_source!(controller, client, store, Bucket);
     watch_source!(controller, client, store, ExternalArtifact)
 }
+
+/// Kustomizations in `store` that read this ConfigMap or Secret: `substituteFrom`,
+/// `decryption.secretRef` or `kubeConfig.secretRef` in the same namespace.
+pub fn readers(
+    store: &Store<Kustomization>,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<Kustomization>> {
+    store
+        .state()
+        .iter()
+        .filter(|ks| ks.namespace().as_deref() == Some(namespace))
+        .filter(|ks| {
+            let spec = &ks.spec;
+            let substitutes = spec
+                .post_build
+                .iter()
+                .flat_map(|p| p.substitute_from.iter().flatten())
+                .any(|r| {
+                    r.name == name
+                        && matches!(
+                            (r.kind, kind),
+                            (
+                                ferroflux_api::kustomization::ValuesSourceKind::ConfigMap,
+                                "ConfigMap"
+                            ) | (
+                                ferroflux_api::kustomization::ValuesSourceKind::Secret,
+                                "Secret"
+                            )
+                        )
+                });
+            let secret_refs = kind == "Secret"
+                && (spec
+                    .decryption
+                    .as_ref()
+                    .and_then(|d| d.secret_ref.as_ref())
+                    .is_some_and(|r| r.name == name)
+                    || spec
+                        .kube_config
+                        .as_ref()
+                        .and_then(|k| k.secret_ref.as_ref())
+                        .is_some_and(|r| r.name == name));
+            substitutes || secret_refs
+        })
+        .map(|ks| ObjectRef::from_obj(ks.as_ref()))
+        .collect()
+}
+
+macro_rules! watch_labelled {
+    ($controller:expr, $client:expr, $store:expr, $kind:ty, $name:literal) => {{
+        let store = $store.clone();
+        let config = watcher::Config::default().labels(&format!(
+            "{}={}",
+            ferroflux_api::constants::WATCH_LABEL,
+            ferroflux_api::constants::WATCH_LABEL_ENABLED
+        ));
+        let stream = watcher(Api::<$kind>::all($client.clone()), config)
+            .default_backoff()
+            .applied_objects()
+            .predicate_filter(
+                |o: &$kind| {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    serde_json::to_string(&o.data)
+                        .unwrap_or_default()
+                        .hash(&mut h);
+                    Some(h.finish())
+                },
+                Default::default(),
+            )
+            .filter_map(|r| async move { r.ok() })
+            .map(Ok::<_, watcher::Error>);
+        $controller.watches_stream(stream, move |obj: $kind| {
+            readers(
+                &store,
+                $name,
+                &obj.namespace().unwrap_or_default(),
+                &obj.name_any(),
+            )
+        })
+    }};
+}
+
+/// Adds watches on ConfigMaps and Secrets labelled `reconcile.fluxcd.io/watch: Enabled`:
+/// a change reconciles the Kustomizations that read them.
+pub fn with_config_watches(
+    controller: Controller<Kustomization>,
+    client: kube::Client,
+) -> Controller<Kustomization> {
+    let store = controller.store();
+    let controller = watch_labelled!(
+        controller,
+        client,
+        store,
+        k8s_openapi::api::core::v1::ConfigMap,
+        "ConfigMap"
+    );
+    watch_labelled!(
+        controller,
+        client,
+        store,
+        k8s_openapi::api::core::v1::Secret,
+        "Secret"
+    )
+}

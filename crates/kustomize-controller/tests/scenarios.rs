@@ -407,3 +407,176 @@ async fn health_check_timeout_names_the_object_and_keeps_the_last_good_state() {
         ("False", "HealthCheckFailed")
     );
 }
+
+#[tokio::test]
+async fn a_labelled_configmap_change_reconciles_its_readers_at_once() {
+    let env = env("ks-watch").await;
+    let source = Source::new(&env, "repo").await;
+    let controller = ControllerProcess::start(env.cp, &env.ns);
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "vars", "labels": {"reconcile.fluxcd.io/watch": "Enabled"}}, "data": {"COLOR": "blue"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let rev = source.publish(&[("app/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  color: ${COLOR}\n")]).await;
+    let extra = format!(
+        "  targetNamespace: {}\n  postBuild:\n    substituteFrom:\n    - kind: ConfigMap\n      name: vars\n",
+        env.ns
+    );
+    let name = create_ks(&env, &ks_yaml("app", "repo", &extra)).await;
+    wait_ks(&env, &name, T, &controller, |k| is_ready_at(k, &rev)).await;
+    assert_eq!(
+        cms.get("settings").await.unwrap().data.unwrap()["color"],
+        "blue"
+    );
+    // The interval is 1h: only the watch can bring the change in quickly.
+    cms.patch(
+        "vars",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"COLOR": "green"}})),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + T;
+    while cms.get("settings").await.unwrap().data.unwrap()["color"] != "green" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the labelled ConfigMap change was not applied:\n{}",
+            controller.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The real `sops` and `age-keygen` from tests/tools/build-sops.sh.
+fn sops_tools() -> std::path::PathBuf {
+    static TOOLS: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    TOOLS
+        .get_or_init(|| {
+            let root = ferroflux_testenv::workspace_root();
+            let out = root.join("target/tools");
+            let status = std::process::Command::new("bash")
+                .arg(root.join("tests/tools/build-sops.sh"))
+                .arg(&out)
+                .status()
+                .expect("run build-sops.sh");
+            assert!(
+                status.success(),
+                "tests/tools/build-sops.sh failed: {status}"
+            );
+            out
+        })
+        .clone()
+}
+
+#[tokio::test]
+async fn a_sops_encrypted_secret_is_decrypted_with_an_age_key() {
+    let tools = sops_tools();
+    let work = tempfile::tempdir().unwrap();
+    let key_file = work.path().join("age.agekey");
+    let out = std::process::Command::new(tools.join("age-keygen"))
+        .arg("-o")
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    let recipient = key
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let plain = work.path().join("secret.yaml");
+    std::fs::write(
+        &plain,
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(tools.join("sops"))
+        .args([
+            "--encrypt",
+            "--age",
+            &recipient,
+            "--encrypted-regex",
+            "^(data|stringData)$",
+        ])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let encrypted = String::from_utf8(out.stdout).unwrap();
+    assert!(!encrypted.contains("hunter2"));
+
+    let env = env("ks-sops").await;
+    let source = Source::new(&env, "repo").await;
+    let controller = ControllerProcess::start(env.cp, &env.ns);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(env.client.clone(), &env.ns);
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "sops-age"}, "stringData": {"age.agekey": key}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let rev = source.publish(&[("app/secret.yaml", &encrypted)]).await;
+    let extra = format!(
+        "  targetNamespace: {}\n  decryption:\n    provider: sops\n    secretRef:\n      name: sops-age\n",
+        env.ns
+    );
+    let name = create_ks(&env, &ks_yaml("app", "repo", &extra)).await;
+    wait_ks(&env, &name, T, &controller, |k| is_ready_at(k, &rev)).await;
+    let secret = secrets.get("db").await.unwrap();
+    assert_eq!(secret.data.unwrap()["password"].0, b"hunter2");
+
+    // The wrong key: Ready=False naming the Secret, the applied Secret is untouched.
+    let other = std::process::Command::new(tools.join("age-keygen"))
+        .output()
+        .unwrap();
+    let other_key = String::from_utf8(other.stdout).unwrap();
+    secrets
+        .patch(
+            "sops-age",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"age.agekey": other_key}})),
+        )
+        .await
+        .unwrap();
+    let rev2 = source
+        .publish(&[
+            ("app/secret.yaml", &encrypted),
+            ("app/cm.yaml", &cm("x", "1")),
+        ])
+        .await;
+    let ks = wait_ks(&env, &name, T, &controller, |k| {
+        k.status
+            .as_ref()
+            .and_then(|s| s.last_attempted_revision.as_deref())
+            == Some(rev2.as_str())
+            && ready(k).is_some_and(|r| r.0 == "False")
+    })
+    .await;
+    let message = ready(&ks).unwrap().2;
+    assert!(
+        message.contains(&format!("Secret/{}/db: decryption failed", env.ns)),
+        "{message}"
+    );
+    assert_eq!(
+        secrets.get("db").await.unwrap().data.unwrap()["password"].0,
+        b"hunter2"
+    );
+}
