@@ -139,6 +139,61 @@ fn decrypt_objects(
     Ok(())
 }
 
+/// The apply engine acting for this Kustomization: its owner labels on every object.
+fn manager_for(obj: &Kustomization, client: kube::Client, controller: &str) -> ResourceManager {
+    let owner = BTreeMap::from([
+        (KUSTOMIZE_NAME_LABEL.to_string(), obj.name_any()),
+        (
+            KUSTOMIZE_NAMESPACE_LABEL.to_string(),
+            obj.namespace().unwrap_or_default(),
+        ),
+    ]);
+    ResourceManager::new(client, controller.to_string(), owner)
+}
+
+/// Deletes `objects` (waiting for them with `deletionPolicy: WaitForTermination`), records an
+/// event listing what was deleted, and returns the objects that could not be deleted.
+async fn delete_objects(
+    obj: &Kustomization,
+    ctx: &Context,
+    manager: &ResourceManager,
+    objects: &[ObjectRef],
+    revision: Option<&str>,
+) -> Vec<(ObjectRef, ferroflux_ssa::Error)> {
+    let wait = (obj.spec.deletion_policy()
+        == ferroflux_api::kustomization::DeletionPolicy::WaitForTermination)
+        .then(|| obj.spec.timeout());
+    let (changes, failed) = manager
+        .delete_all(
+            objects,
+            &PruneOptions {
+                wait_for_termination: wait,
+            },
+        )
+        .await;
+    let deleted: Vec<String> = changes
+        .entries
+        .iter()
+        .filter(|e| e.action == Action::Deleted)
+        .map(|e| format!("{} deleted", e.object))
+        .collect();
+    if !deleted.is_empty() {
+        let metadata = revision
+            .map(|r| BTreeMap::from([("revision".to_string(), r.to_string())]))
+            .unwrap_or_default();
+        ctx.events
+            .event(
+                obj,
+                Severity::Info,
+                reasons::PROGRESSING,
+                &deleted.join("\n"),
+                metadata,
+            )
+            .await;
+    }
+    failed
+}
+
 impl KustomizationReconciler {
     /// A client acting as the object's service account (or the default one), or as the
     /// controller itself; for `spec.kubeConfig`, a client of the remote cluster.
@@ -541,14 +596,7 @@ impl KustomizationReconciler {
         }
 
         let client = self.target_client(obj, ctx).await?;
-        let owner = BTreeMap::from([
-            (KUSTOMIZE_NAME_LABEL.to_string(), obj.name_any()),
-            (
-                KUSTOMIZE_NAMESPACE_LABEL.to_string(),
-                obj.namespace().unwrap_or_default(),
-            ),
-        ]);
-        let manager = ResourceManager::new(client, ctx.controller.clone(), owner);
+        let manager = manager_for(obj, client, &ctx.controller);
         let old_inventory = status.inventory.clone().unwrap_or_default();
 
         // Safety: a source that suddenly builds to nothing must not wipe the cluster.
@@ -590,34 +638,7 @@ impl KustomizationReconciler {
         if obj.spec.prune {
             let stale = ferroflux_ssa::stale_objects(&old_inventory, &new_inventory);
             if !stale.is_empty() {
-                let wait = (obj.spec.deletion_policy()
-                    == ferroflux_api::kustomization::DeletionPolicy::WaitForTermination)
-                    .then(|| obj.spec.timeout());
-                let (pruned, failed) = manager
-                    .delete_all(
-                        &stale,
-                        &PruneOptions {
-                            wait_for_termination: wait,
-                        },
-                    )
-                    .await;
-                let deleted: Vec<String> = pruned
-                    .entries
-                    .iter()
-                    .filter(|e| e.action == Action::Deleted)
-                    .map(|e| format!("{} deleted", e.object))
-                    .collect();
-                if !deleted.is_empty() {
-                    ctx.events
-                        .event(
-                            obj,
-                            Severity::Info,
-                            reasons::PROGRESSING,
-                            &deleted.join("\n"),
-                            BTreeMap::from([("revision".to_string(), revision.clone())]),
-                        )
-                        .await;
-                }
+                let failed = delete_objects(obj, ctx, &manager, &stale, Some(&revision)).await;
                 if !failed.is_empty() {
                     // Objects that could not be deleted stay in the inventory.
                     let kept: Vec<ObjectRef> = applied
@@ -964,42 +985,8 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
             Ok(client) => client,
             Err(failure) => return Err(ReconcileError::new(failure.message)),
         };
-        let owner = BTreeMap::from([
-            (KUSTOMIZE_NAME_LABEL.to_string(), obj.name_any()),
-            (
-                KUSTOMIZE_NAMESPACE_LABEL.to_string(),
-                obj.namespace().unwrap_or_default(),
-            ),
-        ]);
-        let manager = ResourceManager::new(client, ctx.controller.clone(), owner);
-        let wait = (obj.spec.deletion_policy()
-            == ferroflux_api::kustomization::DeletionPolicy::WaitForTermination)
-            .then(|| obj.spec.timeout());
-        let (changes, failed) = manager
-            .delete_all(
-                &objects,
-                &PruneOptions {
-                    wait_for_termination: wait,
-                },
-            )
-            .await;
-        let deleted: Vec<String> = changes
-            .entries
-            .iter()
-            .filter(|e| e.action == Action::Deleted)
-            .map(|e| format!("{} deleted", e.object))
-            .collect();
-        if !deleted.is_empty() {
-            ctx.events
-                .event(
-                    obj.as_ref(),
-                    Severity::Info,
-                    reasons::PRUNE_FAILED.trim_end_matches("Failed"),
-                    &deleted.join("\n"),
-                    BTreeMap::new(),
-                )
-                .await;
-        }
+        let manager = manager_for(&obj, client, &ctx.controller);
+        let failed = delete_objects(&obj, &ctx, &manager, &objects, None).await;
         if let Some((_, err)) = failed.first() {
             return Err(ReconcileError::new(format!(
                 "garbage collection failed: {err}"

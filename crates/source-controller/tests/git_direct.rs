@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use ferroflux_source_controller::git::{self, Auth, FetchOutcome, FetchRequest, GitError, GitRef};
-use support::git_http::GitHttpServer;
+use ferroflux_testenv::git::GitHttpServer;
 use support::*;
 
 fn fetch(
@@ -33,8 +33,10 @@ async fn basic_auth_fetch_and_incremental_update() {
     let root = tempfile::tempdir().unwrap();
     let repo = Repo::new(root.path(), "r.git");
     let c1 = repo.commit(&[("a.txt", "1"), ("bin/run.sh", "#!/bin/sh\n")], "one");
-    let server = GitHttpServer::start(root.path(), Some(("git", "pw"))).await;
-    let url = server.url("r.git");
+    let server = GitHttpServer::start(root.path(), Some(("git", "pw")))
+        .await
+        .expect("start the git server");
+    let url = server.url("r");
     let cache = tempfile::tempdir().unwrap();
     let good = Auth {
         basic: Some(("git".into(), "pw".into())),

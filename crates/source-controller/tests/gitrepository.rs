@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use ferroflux_api::source::GitRepository;
 use ferroflux_testenv::ControlPlane;
+use ferroflux_testenv::git::GitHttpServer;
 use kube::api::{Api, DeleteParams};
 use sha2::Digest;
-use support::git_http::GitHttpServer;
 use support::*;
 
 async fn setup(prefix: &str) -> (kube::Client, String, Api<GitRepository>) {
@@ -71,9 +71,11 @@ async fn clones_by_branch_tag_semver_commit_and_name() {
     repo.tag("v2.0.0-rc.1", false);
     repo.push_ref("refs/pull/7/head");
     let c4 = repo.commit(&[("version.txt", "main")], "fourth");
-    let server = GitHttpServer::start(root.path(), Some(("git", "s3cret"))).await;
+    let server = GitHttpServer::start(root.path(), Some(("git", "s3cret")))
+        .await
+        .expect("start the git server");
     basic_auth_secret(&client, &ns, "auth", "git", "s3cret").await;
-    let url = server.url("podinfo.git");
+    let url = server.url("podinfo");
     let _ctl = Controller::start(client.clone(), &ns, &[]).await;
 
     let cases = [
@@ -179,14 +181,16 @@ async fn auth_failure_keeps_artifact_and_new_commit_lands_on_request() {
     let root = tempfile::tempdir().unwrap();
     let repo = Repo::new(root.path(), "app.git");
     let c1 = repo.commit(&[("a.yaml", "one")], "one");
-    let server = GitHttpServer::start(root.path(), Some(("git", "right"))).await;
+    let server = GitHttpServer::start(root.path(), Some(("git", "right")))
+        .await
+        .expect("start the git server");
     basic_auth_secret(&client, &ns, "auth", "git", "right").await;
     let ctl = Controller::start(client.clone(), &ns, &[]).await;
     create(
         &api,
         &gitrepo(
             "app",
-            &server.url("app.git"),
+            &server.url("app"),
             serde_json::json!({"branch": "main"}),
             Some("auth"),
         ),
@@ -295,14 +299,16 @@ async fn missing_branch_unreachable_host_and_bad_url() {
     let root = tempfile::tempdir().unwrap();
     let repo = Repo::new(root.path(), "r.git");
     repo.commit(&[("a", "a")], "a");
-    let server = GitHttpServer::start(root.path(), None).await;
+    let server = GitHttpServer::start(root.path(), None)
+        .await
+        .expect("start the git server");
     let _ctl = Controller::start(client.clone(), &ns, &[]).await;
     let dead = format!("http://127.0.0.1:{}/r.git", free_port());
     create(
         &api,
         &gitrepo(
             "nobranch",
-            &server.url("r.git"),
+            &server.url("r"),
             serde_json::json!({"branch": "nope"}),
             None,
         ),
@@ -332,7 +338,7 @@ async fn missing_branch_unreachable_host_and_bad_url() {
         &api,
         &gitrepo(
             "missing-secret",
-            &server.url("r.git"),
+            &server.url("r"),
             serde_json::json!({"branch": "main"}),
             Some("absent"),
         ),
@@ -379,13 +385,15 @@ async fn delete_removes_artifacts_and_kubectl_wait_works() {
     let root = tempfile::tempdir().unwrap();
     let repo = Repo::new(root.path(), "r.git");
     repo.commit(&[("a", "a")], "a");
-    let server = GitHttpServer::start(root.path(), None).await;
+    let server = GitHttpServer::start(root.path(), None)
+        .await
+        .expect("start the git server");
     let ctl = Controller::start(client.clone(), &ns, &[]).await;
     create(
         &api,
         &gitrepo(
             "gone",
-            &server.url("r.git"),
+            &server.url("r"),
             serde_json::json!({"branch": "main"}),
             None,
         ),
@@ -444,7 +452,9 @@ async fn events_are_recorded_and_posted_and_suspend_pauses() {
     let root = tempfile::tempdir().unwrap();
     let repo = Repo::new(root.path(), "r.git");
     let c1 = repo.commit(&[("a", "a")], "initial import");
-    let server = GitHttpServer::start(root.path(), None).await;
+    let server = GitHttpServer::start(root.path(), None)
+        .await
+        .expect("start the git server");
     let sink = support::sink::Sink::start().await;
     let events_flag = format!("--events-addr={}", sink.url);
     let _ctl = Controller::start(client.clone(), &ns, &[&events_flag]).await;
@@ -452,7 +462,7 @@ async fn events_are_recorded_and_posted_and_suspend_pauses() {
         &api,
         &gitrepo(
             "ev",
-            &server.url("r.git"),
+            &server.url("r"),
             serde_json::json!({"branch": "main"}),
             None,
         ),

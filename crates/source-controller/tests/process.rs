@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use ferroflux_api::source::GitRepository;
 use ferroflux_testenv::ControlPlane;
+use ferroflux_testenv::git::GitHttpServer;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
-use support::git_http::GitHttpServer;
 use support::*;
 
 struct Proc {
@@ -74,14 +74,16 @@ async fn leader_election_probes_and_sigterm() {
     let root = tempfile::tempdir().unwrap();
     let repo = Repo::new(root.path(), "r.git");
     let c1 = repo.commit(&[("a", "a")], "a");
-    let server = GitHttpServer::start(root.path(), None).await;
+    let server = GitHttpServer::start(root.path(), None)
+        .await
+        .expect("start the git server");
 
     let mut first = spawn(&ns);
     create(
         &api,
         &gitrepo(
             "p",
-            &server.url("r.git"),
+            &server.url("r"),
             serde_json::json!({"branch": "main"}),
             None,
         ),
