@@ -306,14 +306,15 @@ pub fn parse(text: &str, numbers: Numbers) -> Result<Value, String> {
 // ---------------------------------------------------------------- emitter
 
 /// yaml.v2's key order (sorter.go): letters before digits runs compare numerically.
-pub fn yaml_key_less(a: &str, b: &str) -> bool {
+/// `v3`: go-yaml v3's variant, which remembers whether the common prefix ended in a digit.
+pub fn yaml_key_less(a: &str, b: &str, v3: bool) -> bool {
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
-    let mut digits = false;
     let n = ar.len().min(br.len());
+    let mut digits = false;
     for i in 0..n {
         if ar[i] == br[i] {
-            digits = ar[i].is_ascii_digit() || ar[i].is_numeric();
+            digits = ar[i].is_numeric();
             continue;
         }
         let al = ar[i].is_alphabetic();
@@ -322,7 +323,7 @@ pub fn yaml_key_less(a: &str, b: &str) -> bool {
             return ar[i] < br[i];
         }
         if al || bl {
-            return if digits { al } else { bl };
+            return if v3 && digits { al } else { bl };
         }
         let (mut an, mut bn): (i64, i64) = (0, 0);
         if ar[i] == '0' || br[i] == '0' {
@@ -355,6 +356,38 @@ pub fn yaml_key_less(a: &str, b: &str) -> bool {
         return ar[i] < br[i];
     }
     ar.len() < br.len()
+}
+
+/// A stable merge sort that tolerates an ordering that is not total (go-yaml's is not),
+/// where the standard sort may panic.
+fn merge_sort<T: Clone>(v: &mut [T], less: &dyn Fn(&T, &T) -> bool) {
+    let n = v.len();
+    if n <= 1 {
+        return;
+    }
+    let mid = n / 2;
+    merge_sort(&mut v[..mid], less);
+    merge_sort(&mut v[mid..], less);
+    let (left, right) = (v[..mid].to_vec(), v[mid..].to_vec());
+    let (mut i, mut j, mut k) = (0, 0, 0);
+    while i < left.len() && j < right.len() {
+        if less(&right[j], &left[i]) {
+            v[k] = right[j].clone();
+            j += 1;
+        } else {
+            v[k] = left[i].clone();
+            i += 1;
+        }
+        k += 1;
+    }
+    for x in &left[i..] {
+        v[k] = x.clone();
+        k += 1;
+    }
+    for x in &right[j..] {
+        v[k] = x.clone();
+        k += 1;
+    }
 }
 
 /// Converts a value to what it is after a JSON round trip read by go-yaml: integral floats
@@ -537,6 +570,11 @@ enum Style {
 }
 
 impl Emitter {
+    /// Line width: go-yaml v2 folds long scalars at 80 columns; v3 (toYamlPretty) does not.
+    fn width(&self) -> usize {
+        if self.pretty { usize::MAX } else { BEST_WIDTH }
+    }
+
     fn put(&mut self, c: char) {
         self.out.push(c);
         if c == '\n' {
@@ -598,7 +636,7 @@ impl Emitter {
                     if c == ' ' {
                         if allow_breaks
                             && !spaces
-                            && self.column > BEST_WIDTH
+                            && self.column > self.width()
                             && !(i + 1 < chars.len() && chars[i + 1] == ' ')
                         {
                             self.newline_indent(indent);
@@ -623,7 +661,7 @@ impl Emitter {
                     if c == ' ' {
                         if allow_breaks
                             && !spaces
-                            && self.column > BEST_WIDTH
+                            && self.column > self.width()
                             && i != 0
                             && i != n - 1
                             && !(i + 1 < n && chars[i + 1] == ' ')
@@ -695,7 +733,7 @@ impl Emitter {
                     } else if c == ' ' {
                         if allow_breaks
                             && !spaces
-                            && self.column > BEST_WIDTH
+                            && self.column > self.width()
                             && i != 0
                             && i != n - 1
                         {
@@ -750,7 +788,7 @@ impl Emitter {
         }
     }
 
-    fn scalar_text(v: &Value) -> Option<String> {
+    fn scalar_text(v: &Value, pretty: bool) -> Option<String> {
         Some(match v {
             Value::Nil => "null".into(),
             Value::Bool(b) => b.to_string(),
@@ -764,7 +802,8 @@ impl Emitter {
                     } else {
                         "-.inf".into()
                     }
-                } else if f.fract() == 0.0 && f.abs() < 1e21 {
+                } else if !pretty && f.fract() == 0.0 && f.abs() < 1e21 {
+                    // through JSON an integral float64 becomes an int
                     format!("{}", *f as i128)
                 } else {
                     format_float_g(*f)
@@ -798,14 +837,9 @@ impl Emitter {
                 }
                 let my_indent = if indent < 0 { 0 } else { indent as usize + 2 };
                 let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort_by(|a, b| {
-                    if yaml_key_less(a, b) {
-                        std::cmp::Ordering::Less
-                    } else if yaml_key_less(b, a) {
-                        std::cmp::Ordering::Greater
-                    } else {
-                        std::cmp::Ordering::Equal
-                    }
+                let v3 = self.pretty;
+                merge_sort(&mut keys, &|a: &&String, b: &&String| {
+                    yaml_key_less(a, b, v3)
                 });
                 let mut first = true;
                 for k in keys {
@@ -819,9 +853,36 @@ impl Emitter {
                         }
                     }
                     first = false;
-                    self.scalar(k, my_indent + 2, true);
+                    // go-yaml writes a key that cannot be a simple key (multi-line, or longer
+                    // than 128 characters) in the complex form "? key\n: value".
+                    let complex = k.contains('\n') || k.chars().count() > 128;
+                    if complex {
+                        self.puts("? ");
+                        self.scalar(k, my_indent + 2, false);
+                        self.end_line();
+                        for _ in 0..my_indent {
+                            self.put(' ');
+                        }
+                    } else {
+                        self.scalar(k, my_indent + 2, true);
+                    }
                     self.put(':');
                     let val = jsonish(&m[k]);
+                    if complex {
+                        match &val {
+                            Value::List(l) if !l.is_empty() => {
+                                self.put(' ');
+                                self.seq_nested(l, my_indent + 2);
+                                continue;
+                            }
+                            Value::Map(mm) if !mm.is_empty() => {
+                                self.put(' ');
+                                self.node(&val, my_indent as isize, false);
+                                continue;
+                            }
+                            _ => {}
+                        }
+                    }
                     match &val {
                         Value::List(l) if !l.is_empty() => {
                             // indentless sequence
@@ -871,7 +932,7 @@ impl Emitter {
                 if in_map_value {
                     self.put(' ');
                 }
-                let t = Self::scalar_text(other).unwrap_or_default();
+                let t = Self::scalar_text(other, self.pretty).unwrap_or_default();
                 self.puts(&t);
                 self.put('\n');
             }
