@@ -97,9 +97,8 @@ impl SetParser<'_> {
             match stop {
                 Some(',') => out.push(typed_val(&v, self.string_only)),
                 Some('}') => {
-                    if !(v.is_empty() && out.is_empty()) {
-                        out.push(typed_val(&v, self.string_only));
-                    }
+                    // like strvals, "{}" is a list holding one empty string
+                    out.push(typed_val(&v, self.string_only));
                     // consume a following ','
                     if self.i < self.s.len() && self.s[self.i] == ',' {
                         self.i += 1;
