@@ -345,15 +345,14 @@ async fn wait_ready(client: &kube::Client, dir: &Path, state: &DevState) -> anyh
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     let (mut source_done, mut ks_done) = (false, false);
     loop {
-        if !source_done && let Some(g) = repos.get_opt("demo").await? {
-            if let Some((status, message)) =
+        if !source_done
+            && let Some(g) = repos.get_opt("demo").await?
+            && let Some((status, message)) =
                 ready_of(g.status.as_ref().and_then(|s| s.conditions.as_ref()))
-            {
-                if status == "True" {
-                    println!("✔ GitRepository/flux-system/demo: {message}");
-                    source_done = true;
-                }
-            }
+            && status == "True"
+        {
+            println!("✔ GitRepository/flux-system/demo: {message}");
+            source_done = true;
         }
         if !ks_done && let Some(k) = kss.get_opt("demo").await? {
             let st = k.status.clone().unwrap_or_default();
