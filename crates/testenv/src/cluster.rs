@@ -195,7 +195,7 @@ impl ControlPlane {
             // publish loopback Endpoints for itself, which the Endpoints API refuses.
             "--advertise-address=127.0.0.1".to_string(),
             "--endpoint-reconciler-type=none".to_string(),
-            "--service-cluster-ip-range=10.0.0.0/24".to_string(),
+            "--service-cluster-ip-range=10.0.0.0/16".to_string(),
             "--authorization-mode=RBAC".to_string(),
             "--allow-privileged=true".to_string(),
             "--disable-admission-plugins=ServiceAccount".to_string(),
