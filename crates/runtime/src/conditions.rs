@@ -194,15 +194,9 @@ pub fn mark_stalled(
     );
 }
 
-/// The condition of that type.
-pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
-    conditions.iter().find(|c| c.type_ == type_)
-}
-
-/// Whether the condition is present with status `True`.
-pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
-    get(conditions, type_).is_some_and(|c| c.status == "True")
-}
+/// The condition of that type, and whether it is present with status `True`: the api
+/// crate's pure lookups, under the names the rest of this module uses.
+pub use ferroflux_api::meta::{find_condition as get, is_condition_true as is_true};
 
 /// Whether the condition is present with status `False`.
 pub fn is_false(conditions: &[Condition], type_: &str) -> bool {
