@@ -98,6 +98,12 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_nanos(total_nanos as u64))
 }
 
+/// An optional duration field: `None` when absent or unparsable (the CRD patterns make the
+/// latter impossible on stored objects), so callers apply Flux's default with `unwrap_or`.
+pub fn parse_optional(input: Option<&str>) -> Option<Duration> {
+    input.and_then(|v| parse(v).ok())
+}
+
 /// Formats like Go's `Duration.String()`: `5m0s`, `1h0m0s`, `1.5s`, `500ms`, `0s`.
 pub fn format(d: Duration) -> String {
     let nanos = d.as_nanos();

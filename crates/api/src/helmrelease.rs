@@ -850,10 +850,7 @@ impl HelmReleaseSpec {
 
     /// Timeout of Helm actions; Flux defaults to 5m0s.
     pub fn timeout(&self) -> Duration {
-        self.timeout
-            .as_deref()
-            .and_then(|t| crate::duration::parse(t).ok())
-            .unwrap_or(Duration::from_secs(300))
+        crate::duration::parse_optional(self.timeout.as_deref()).unwrap_or(Duration::from_secs(300))
     }
 
     /// History limit; Flux defaults to 5 (0 means unlimited).

@@ -342,20 +342,14 @@ impl KustomizationSpec {
 
     /// Retry interval after a failure; Flux defaults it to `interval`.
     pub fn retry_interval(&self) -> Duration {
-        self.retry_interval
-            .as_deref()
-            .and_then(|r| crate::duration::parse(r).ok())
+        crate::duration::parse_optional(self.retry_interval.as_deref())
             .unwrap_or_else(|| self.interval())
     }
 
     /// Deadline of a reconcile: `timeout`, else `interval − 30s` floored at 30s
     /// (`GetTimeout` in Flux).
     pub fn timeout(&self) -> Duration {
-        if let Some(t) = self
-            .timeout
-            .as_deref()
-            .and_then(|t| crate::duration::parse(t).ok())
-        {
+        if let Some(t) = crate::duration::parse_optional(self.timeout.as_deref()) {
             return t;
         }
         let floor = Duration::from_secs(30);

@@ -233,9 +233,7 @@ impl GitRepositorySpec {
 
     /// Timeout of Git operations (default 60s).
     pub fn timeout(&self) -> std::time::Duration {
-        self.timeout
-            .as_deref()
-            .and_then(|t| crate::duration::parse(t).ok())
+        crate::duration::parse_optional(self.timeout.as_deref())
             .unwrap_or(std::time::Duration::from_secs(60))
     }
 }

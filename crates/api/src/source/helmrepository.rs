@@ -136,17 +136,13 @@ impl HelmRepositorySpec {
 
     /// Fetch interval; Flux defaults to 1m.
     pub fn interval(&self) -> std::time::Duration {
-        parse_or(self.interval.as_deref(), 60)
+        crate::duration::parse_optional(self.interval.as_deref())
+            .unwrap_or(std::time::Duration::from_secs(60))
     }
 
     /// Download timeout; Flux defaults to 1m.
     pub fn timeout(&self) -> std::time::Duration {
-        parse_or(self.timeout.as_deref(), 60)
+        crate::duration::parse_optional(self.timeout.as_deref())
+            .unwrap_or(std::time::Duration::from_secs(60))
     }
-}
-
-fn parse_or(value: Option<&str>, default_secs: u64) -> std::time::Duration {
-    value
-        .and_then(|v| crate::duration::parse(v).ok())
-        .unwrap_or(std::time::Duration::from_secs(default_secs))
 }
