@@ -235,7 +235,12 @@ impl ResourceManager {
         let (api, _) = self.api(&id).await?;
         let labels = desired.metadata.labels.get_or_insert_with(Default::default);
         labels.extend(self.owner_labels.clone());
-        let existing = api.get_opt(&id.name).await?;
+        // Named like Flux's "<object> query failed: ...", so a refused read (RBAC under
+        // impersonation) says which object it was.
+        let existing = api
+            .get_opt(&id.name)
+            .await
+            .map_err(|e| Error::apply(&id, "query", e))?;
         match apply_policy(&desired.metadata, existing.as_ref().map(|e| &e.metadata)) {
             ApplyPolicy::Ignore => {
                 return Ok(ChangeSetEntry {
