@@ -733,6 +733,7 @@ pub fn register(m: &mut HashMap<String, Func>) {
     helm(m);
     crate::semver::register(m);
     crate::dates::register(m);
+    crate::crypto::register(m);
 }
 
 fn builtins(m: &mut HashMap<String, Func>) {
@@ -1908,26 +1909,7 @@ fn misc(m: &mut HashMap<String, Func>) {
             Err(format!("{name} is not supported by this renderer"))
         }
     };
-    for f in [
-        "htpasswd",
-        "derivePassword",
-        "genPrivateKey",
-        "genCAWithKey",
-        "genSelfSignedCertWithKey",
-        "genSignedCertWithKey",
-        "encryptAES",
-        "decryptAES",
-        "bcrypt",
-        "buildCustomCert",
-        "urlJoin",
-    ] {
-        reg(m, f, unsupported(f));
-    }
-    // Certificate generation is not implemented: the result is an object whose Cert and Key
-    // cannot be read, so a chart that generates a certificate and never uses it still renders.
-    for f in ["genCA", "genSelfSignedCert", "genSignedCert"] {
-        reg(m, f, |_, _| Ok(Value::Object(Arc::new(UnsupportedCert))));
-    }
+    reg(m, "urlJoin", unsupported("urlJoin"));
     reg(m, "urlParse", |_, a| {
         let u = s(a, 0)?;
         let mut mm = Map::new();
@@ -2082,20 +2064,6 @@ fn helm(m: &mut HashMap<String, Func>) {
         arity("lookup", a, 4)?;
         ex.host.lookup(&s(a, 0)?, &s(a, 1)?, &s(a, 2)?, &s(a, 3)?)
     });
-}
-
-struct UnsupportedCert;
-
-impl crate::value::Object for UnsupportedCert {
-    fn type_name(&self) -> String {
-        "sprig.certificate (generation not supported)".into()
-    }
-    fn kind(&self) -> &'static str {
-        "struct"
-    }
-    fn field(&self, _name: &str) -> Option<Value> {
-        None
-    }
 }
 
 /// Helm marks the messages of `fail` and `required` so that the final error shows them

@@ -10,6 +10,7 @@
 //! assert_eq!(t.execute("x", &data, &mut FixedHost::default()).unwrap(), "\"DEMO\"");
 //! ```
 
+pub mod crypto;
 pub mod dates;
 pub mod exec;
 pub mod funcs;

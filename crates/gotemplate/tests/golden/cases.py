@@ -536,3 +536,100 @@ c("go_negative_float", "{{ -1.5 }}")
 c("go_nil_arg", "{{ printf \"%v\" nil }}")
 c("go_nil_command_error", "{{ nil }}")
 c("go_variable_shadow", "{{ $x := 1 }}{{ with .Values.m }}{{ $x := 2 }}{{ $x }}{{ end }}{{ $x }}")
+
+# ---- sprig crypto. Keys, certificates, bcrypt salts and AES IVs are random: those outputs are
+# checked by shape (the certificates' contents are checked field by field against openssl in
+# crates/helm/tests/crypto.rs). derivePassword, decryptAES and the PEM re-encoding of a given
+# key are deterministic and compared exactly.
+VK = V + """rsa8: |
+  -----BEGIN PRIVATE KEY-----
+  MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQC3uf+ialQt++5S
+  z3tugXKJQOXIw5tDC3Uc8uR5thLA4REvWpsRAg51Z8NMyAWefACvTi3W5dlxMsBE
+  sb+L704uOBITF99DwG73qEvtG0Vm8XsFQzHAZJmZ4Oc9Kz+lfOw9Ab/mwzhuozQ5
+  OWPLW9OHxOQ6huMl5ROCXiQDjAmgoTRXEFXtemV6WK8FBPYaQK0JrU3ldVQOmDFf
+  lD4hG5k/h0VFICoHKLeyvfk8WvT8MmGj/TTLrluhrNhoZcadFiL85knYYq6bUE7E
+  pkGjaw5Pjpg0OiCQd9J4pYiBYNbiZOc/+2nbaQwGYaFpbbpFUPezN2LIoC4jHN5r
+  Loej6kcXAgMBAAECggEAQo45od984S+bdRo+b5irIjeFRkY973quES+YPtMLVh3y
+  OMJM3Etva26MXDs1deUb5mWey3N2YsBs0DXH2ux02N9tBMeoFIYYbNTltF4ltRYT
+  Z6Og2T5YOlszyX/qTYvElJEWsITV45Zxq60zjo6UQWG8/8qvbKHggGCUEUjgj/RX
+  69W92xY+8YT9neyIf10NsNC2IvvH/jEaUfhykKZYZT6ng5IUhllq8ckjyCCP0/8W
+  C2YrlJ6Ui04X4VmQU8sRbSG76FKJvkj0B/zeK0Rp8LOCXAxaqOTdtQ4w+/Q8Sa2/
+  0m1yZJm86pypbYCyycWHJ7WbSZuAQC4SZf/Zm3gckQKBgQDwL7GW8uSCSWNh3akJ
+  h3Q3r8oi8a5iJTbwmz9nhv+wVDkqTBsVCWPZz9q3bMz3n0zFOho2WNHWe3GzhIcC
+  32jCt/JxHT/quaq3U3LLCkDrpFHgOIL3hoI+mwBamUJRdtq48H4Om7eYAcFDLHMm
+  zQKnpZox8oZtdFHoZgBUzHB57wKBgQDD0q8M8+ulBNAshnP5/ReEvWvVHJ/H/48/
+  dh0gmtqg/W5Lmg7cdkUgtOAn/kjcMvOr75rSxNUROOD5cMRs1iwKvzg4rYXWxnSO
+  xfTuRxlzq3g1QSlKhH30dgg7WgHbdXWy0kCr5QRpi0HVNKRlGQuRB3hjaA0d0by1
+  3ERXJQ1NWQKBgB4SCozYeg1pvLyK8NfVkpJKOudnFKsK97bl6OlAOJDN6p5GCvn2
+  Q/8IC9z9DShPVGA45wE424Sbzd9ozzJn4AjI2Nyaid8MQbhUBUIwVXJrDykgSh1N
+  RM8rvr6ZA3mJhNa0nUOc8T5hsd2EGiKYdiWhEQ4BzBy1/G85Hf9/3PEXAoGBAI7I
+  jk8ZhBbc/ZWZq/L58i4dmATaTD8ePqr9Spu9jfCZGdUSTge+TQVeHZvLtACrPjV+
+  Dhvk3Z8jJBd9fBwHxjFH4IyjKdXC+rYn7UHYodxPiOT70Em/db/MWJA+PuBwMxPi
+  brln0eHLYoM9USlOK7riAYwqEHZPuhO4ujP4lkxxAoGBAKRh34wm1XR7n6uEtUzc
+  6FF40NcRgWSrjO2tDl8fDDXHjhwF6U9P0ETB5PkyEI5n/uQGafe0lWDPDkT3idHr
+  gUow/mf6EUJj6Q78SQ7BSSu5V3a0rrVkbTNkUR/0d5zEaT1rDswCgHzjZvhtxC/K
+  hcw02ZEYcQPNOhxaUU1OQ2H+
+  -----END PRIVATE KEY-----
+ec8: |
+  -----BEGIN PRIVATE KEY-----
+  MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgx8PqqZTvWtzAyYpW
+  E/Lzq748Nd/FeDEt8lgwjM3t72qhRANCAARK9pvF7JE9KSkatu/wQo5Aemdtrqwb
+  1njr5HD88bsVbysDeQIyr3tsa6OsKEPrl2qS7FARE7MVkHziKmnNz4ou
+  -----END PRIVATE KEY-----
+ec384: |
+  -----BEGIN EC PRIVATE KEY-----
+  MIGkAgEBBDB1kaKSS9vhsX/K4oVLRbRRXmUVuuAnAisKWUk06NBisnW1MF3G/YXL
+  PQprMmQzdLugBwYFK4EEACKhZANiAASkCOjt8YbG+5SIv3cFDHET6w+BnBhUk+z+
+  T0lMKJFIFQZBOpI3SlD4dW1Xf4HnmeBwU84kEfBfMLEp+YWNW8PdfOA3RvigEE6c
+  2N3U5PnVIs5kLxSXiztv2zk2+9mpzFA=
+  -----END EC PRIVATE KEY-----
+ed: |
+  -----BEGIN PRIVATE KEY-----
+  MC4CAQAwBQYDK2VwBCIEIFBK5qio5oaCzipfYlxMVm37yCaYCWGv+318bPNwD/Cz
+  -----END PRIVATE KEY-----
+"""
+c("sprig_derivePassword_long", '{{ derivePassword 1 "long" "password" "user" "example.com" }}')
+# derivePassword runs scrypt (N=32768, r=8, p=2) per call: seconds in a debug build.
+c("sprig_derivePassword_maximum", '{{ derivePassword 3 "maximum" "pw" "ü" "site" }}')
+c("sprig_derivePassword_unknown", '{{ derivePassword 1 "nope" "p" "u" "s" }}')
+c("sprig_decryptAES", '{{ decryptAES "secretkey" "Xm/MPbKqFxtqTOAvzNbzrkYG8b4WRoc9x+aZ0QAeqco=" }}|'
+  '{{ decryptAES "a-very-long-password-longer-than-thirty-two-bytes" "gcNAha+PqpyYtaAfu2NbNIj1HBjoV8Z0q0AbGY2JaKnPrZkg2AD6Fh9k0pG3Reb2" }}|'
+  '{{ decryptAES "" "5MJ0NrmZ/MhgKUXDVaTaJZKE77faKpc+ybaDrOZ6Tos=" }}')
+c("sprig_decryptAES_empty", '[{{ decryptAES "k" "" }}][{{ encryptAES "k" "" }}]')
+c("sprig_encryptAES_shape", '{{ encryptAES "k" "hello" | len }} {{ encryptAES "k" "exactly16bytes!!" | len }}')
+c("sprig_encryptAES_roundtrip", '{{ encryptAES "k" "round trip ü" | decryptAES "k" }}')
+c("sprig_decryptAES_bad_base64", '{{ decryptAES "k" "!!!!" }}')
+c("sprig_decryptAES_bad_padding", '{{ decryptAES "k" "YWJjZA=" }}')
+c("sprig_decryptAES_short", '{{ decryptAES "k" "YWJj" }}')
+c("sprig_decryptAES_one_block", '{{ decryptAES "k" "YWJjZGVmZ2hpamtsbW5vcA==" }}')
+c("sprig_decryptAES_partial_block", '{{ decryptAES "k" "YWJjZGVmZ2hpamtsbW5vcHFy" }}')
+c("sprig_decryptAES_wrong_key", '{{ decryptAES "wrong" "Xm/MPbKqFxtqTOAvzNbzrkYG8b4WRoc9x+aZ0QAeqco=" }}')
+c("sprig_htpasswd_shape", '{{ $h := htpasswd "user" "pass" }}{{ len $h }} {{ trunc 12 $h }}')
+c("sprig_htpasswd_invalid_user", '{{ htpasswd "us:er" "p" }}')
+c("sprig_htpasswd_too_long", '{{ htpasswd "u" (repeat 73 "x") }}')
+c("sprig_bcrypt_shape", '{{ bcrypt "x" | len }} {{ bcrypt "x" | trunc 7 }} {{ bcrypt (repeat 72 "x") | len }}')
+c("sprig_genPrivateKey_shape", '{{ genPrivateKey "ecdsa" | len }} {{ genPrivateKey "ed25519" | len }} '
+  '{{ genPrivateKey "rsa" | trunc 31 }} {{ genPrivateKey "" | regexFind "-----END [A-Z ]+-----" }}')
+c("sprig_genPrivateKey_unknown", '{{ genPrivateKey "x" }}')
+c("sprig_genCA_shape", '{{ $ca := genCA "ca" 365 }}{{ typeOf $ca }} {{ kindOf $ca }} {{ $ca.Cert | trunc 27 }} '
+  '{{ $ca.Key | trunc 31 }} {{ $ca | toJson | fromJson | keys | sortAlpha }} {{ printf "%v" $ca | trunc 28 }}')
+c("sprig_genSelfSignedCert_shape", '{{ $c := genSelfSignedCert "*.x" (list "10.0.0.1" "::1") (list "a" "b") 30 }}'
+  '{{ typeOf $c }} {{ $c.Cert | regexFind "-----END [A-Z ]+-----" }} {{ $c.Key | trunc 31 }}')
+c("sprig_genSignedCert_shape", '{{ $ca := genCA "ca" 1 }}{{ $c := genSignedCert "s" (list "1.2.3.4") (list "a") 1 $ca }}'
+  '{{ typeOf $c }} {{ $c.Cert | trunc 27 }} {{ $c.Key | trunc 31 }}')
+c("sprig_genSignedCertWithKey_ec_ca", '{{ $ca := genCAWithKey "ca" 1 .Values.ec8 }}'
+  '{{ $c := genSignedCertWithKey "s" nil (list "a") 1 $ca .Values.ed }}{{ $c.Key | eq .Values.ed }} {{ $c.Cert | trunc 27 }}', VK)
+c("sprig_withKey_key_pem", '{{ (genCAWithKey "x" 1 .Values.rsa8).Key }}|{{ (genCAWithKey "x" 1 .Values.ec8).Key }}|'
+  '{{ (genSelfSignedCertWithKey "x" nil nil 1 .Values.ed).Key }}|{{ (genSelfSignedCertWithKey "x" nil nil 1 .Values.ec384).Key }}', VK)
+c("sprig_genSelfSignedCert_bad_ip", '{{ genSelfSignedCert "x" (list "nope") nil 1 }}')
+c("sprig_genSelfSignedCert_ip_not_string", '{{ genSelfSignedCert "x" (list 1) nil 1 }}')
+c("sprig_genSelfSignedCert_dns_not_string", '{{ genSelfSignedCert "x" nil (list true) 1 }}')
+c("sprig_genCAWithKey_bad_pem", '{{ genCAWithKey "x" 1 "nope" }}')
+c("sprig_genCAWithKey_not_a_key", '{{ genCAWithKey "x" 1 (genCA "y" 1).Cert }}')
+c("sprig_genSignedCert_not_a_cert", '{{ genSignedCert "x" nil nil 1 (dict "Cert" "a" "Key" "b") }}')
+c("sprig_genSignedCert_key_mismatch", '{{ $a := genCA "a" 1 }}{{ $b := buildCustomCert ($a.Cert | b64enc) (.Values.ed | b64enc) }}'
+  '{{ genSignedCert "x" nil nil 1 $b }}', VK)
+c("sprig_buildCustomCert", '{{ $ca := genCA "a" 1 }}{{ $c := buildCustomCert ($ca.Cert | b64enc) ($ca.Key | b64enc) }}'
+  '{{ eq $c.Cert $ca.Cert }} {{ eq $c.Key $ca.Key }} {{ typeOf $c }}')
+c("sprig_buildCustomCert_bad_base64", '{{ buildCustomCert "!!" "" }}')
+c("sprig_buildCustomCert_not_pem", '{{ buildCustomCert ("x" | b64enc) ("y" | b64enc) }}')
