@@ -1,6 +1,7 @@
 //! A real git server over HTTP: a small hyper server on 127.0.0.1 running Debian's
-//! `git http-backend` CGI for each request, with optional basic auth. Used by the
-//! end-to-end tests and by `ferroflux dev up` to serve the demo repository.
+//! `git http-backend` CGI for each request, with optional basic auth or bearer token, and
+//! optionally over TLS (with or without client certificates). Used by the end-to-end tests
+//! and by `ferroflux dev up` to serve the demo repository.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,72 @@ pub const HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
 /// Expected `user:password` for basic auth; `None` serves anonymously.
 pub type Credentials = Arc<Mutex<Option<(String, String)>>>;
 
+/// Expected bearer token (`Authorization: Bearer <token>`); `None` accepts none.
+pub type BearerToken = Arc<Mutex<Option<String>>>;
+
+/// TLS settings of a [`GitHttpServer`] (PEM).
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// Server certificate chain.
+    pub cert_pem: Vec<u8>,
+    /// Server private key.
+    pub key_pem: Vec<u8>,
+    /// When set, clients must present a certificate signed by one of these CAs.
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+/// How a [`GitHttpServer`] authenticates and serves. With both basic credentials and a
+/// bearer token set, either one is accepted.
+#[derive(Clone, Debug, Default)]
+pub struct ServerOptions {
+    /// `user`, `password` for basic auth.
+    pub credentials: Option<(String, String)>,
+    /// Bearer token.
+    pub bearer_token: Option<String>,
+    /// Serve HTTPS instead of HTTP.
+    pub tls: Option<TlsOptions>,
+}
+
+fn tls_acceptor(tls: &TlsOptions) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |what: &str, e: String| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let certs = CertificateDer::pem_slice_iter(&tls.cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("server certificate", e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&tls.key_pem)
+        .map_err(|e| invalid("server key", e.to_string()))?;
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("TLS versions", e.to_string()))?;
+    let builder = match &tls.client_ca_pem {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(ca) {
+                let c = c.map_err(|e| invalid("client CA", e.to_string()))?;
+                roots
+                    .add(c)
+                    .map_err(|e| invalid("client CA", e.to_string()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| invalid("client verifier", e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid("server certificate and key", e.to_string()))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// A git HTTP server running on a tokio task; it stops when dropped.
 pub struct GitHttpServer {
     /// `http://127.0.0.1:<port>`.
@@ -29,6 +96,8 @@ pub struct GitHttpServer {
     pub root: PathBuf,
     /// Current credentials (tests change them to simulate a rotated password).
     pub credentials: Credentials,
+    /// Current bearer token.
+    pub bearer_token: BearerToken,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -53,17 +122,36 @@ impl GitHttpServer {
         credentials: Option<(&str, &str)>,
         addr: &str,
     ) -> std::io::Result<GitHttpServer> {
+        let options = ServerOptions {
+            credentials: credentials.map(|(u, p)| (u.to_string(), p.to_string())),
+            ..Default::default()
+        };
+        Self::start_with(root, options, addr).await
+    }
+
+    /// Serves on `addr` with the given authentication and TLS settings.
+    pub async fn start_with(
+        root: &Path,
+        options: ServerOptions,
+        addr: &str,
+    ) -> std::io::Result<GitHttpServer> {
+        let acceptor = options.tls.as_ref().map(tls_acceptor).transpose()?;
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let credentials: Credentials = Arc::new(Mutex::new(
-            credentials.map(|(u, p)| (u.to_string(), p.to_string())),
-        ));
+        let credentials: Credentials = Arc::new(Mutex::new(options.credentials));
+        let bearer_token: BearerToken = Arc::new(Mutex::new(options.bearer_token));
         let root = root.to_path_buf();
-        let task = tokio::spawn(serve(listener, root.clone(), Arc::clone(&credentials)));
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let auth = ServerAuth {
+            credentials: Arc::clone(&credentials),
+            bearer_token: Arc::clone(&bearer_token),
+        };
+        let task = tokio::spawn(serve_with(listener, root.clone(), auth, acceptor));
         Ok(GitHttpServer {
-            base_url: format!("http://{local}"),
+            base_url: format!("{scheme}://{local}"),
             root,
             credentials,
+            bearer_token,
             task,
         })
     }
@@ -74,23 +162,62 @@ impl GitHttpServer {
     }
 }
 
-/// Accepts connections until the task is dropped.
+/// What a request must carry; either one set matches.
+#[derive(Clone, Default)]
+pub struct ServerAuth {
+    /// Basic auth credentials.
+    pub credentials: Credentials,
+    /// Bearer token.
+    pub bearer_token: BearerToken,
+}
+
+/// Accepts plain HTTP connections until the task is dropped.
 pub async fn serve(listener: TcpListener, root: PathBuf, credentials: Credentials) {
+    let auth = ServerAuth {
+        credentials,
+        bearer_token: BearerToken::default(),
+    };
+    serve_with(listener, root, auth, None).await;
+}
+
+async fn serve_connection<S>(stream: S, root: PathBuf, auth: ServerAuth)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let root = root.clone();
+        let auth = auth.clone();
+        async move { Ok::<_, Infallible>(handle(req, &root, &auth).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// Accepts connections (TLS ones when `acceptor` is set) until the task is dropped.
+pub async fn serve_with(
+    listener: TcpListener,
+    root: PathBuf,
+    auth: ServerAuth,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let root = root.clone();
-        let credentials = Arc::clone(&credentials);
+        let auth = auth.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let root = root.clone();
-                let credentials = Arc::clone(&credentials);
-                async move { Ok::<_, Infallible>(handle(req, &root, &credentials).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match acceptor {
+                // A failed handshake (e.g. no client certificate) just drops the connection.
+                Some(a) => {
+                    if let Ok(tls) = a.accept(stream).await {
+                        serve_connection(tls, root, auth).await;
+                    }
+                }
+                None => serve_connection(stream, root, auth).await,
+            }
         });
     }
 }
@@ -103,37 +230,49 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 
 fn authorized(
     req: &Request<hyper::body::Incoming>,
-    credentials: &Credentials,
+    auth: &ServerAuth,
 ) -> Result<Option<String>, ()> {
-    let expected = credentials
+    let expected = auth
+        .credentials
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let Some((user, password)) = expected else {
+    let token = auth
+        .bearer_token
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if expected.is_none() && token.is_none() {
         return Ok(None);
-    };
+    }
     let header = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    let given = header
-        .strip_prefix("Basic ")
-        .map(base64_decode)
-        .unwrap_or_default();
-    if given == format!("{user}:{password}").into_bytes() {
-        Ok(Some(user))
-    } else {
-        Err(())
+    if let (Some(token), Some(given)) = (&token, header.strip_prefix("Bearer "))
+        && given == token
+    {
+        return Ok(Some("bearer".to_string()));
     }
+    if let Some((user, password)) = expected {
+        let given = header
+            .strip_prefix("Basic ")
+            .map(base64_decode)
+            .unwrap_or_default();
+        if given == format!("{user}:{password}").into_bytes() {
+            return Ok(Some(user));
+        }
+    }
+    Err(())
 }
 
 async fn handle(
     req: Request<hyper::body::Incoming>,
     root: &Path,
-    credentials: &Credentials,
+    auth: &ServerAuth,
 ) -> Response<Full<Bytes>> {
-    let user = match authorized(&req, credentials) {
+    let user = match authorized(&req, auth) {
         Ok(user) => user,
         Err(()) => {
             let mut response = text(StatusCode::UNAUTHORIZED, "authentication required\n");
