@@ -133,6 +133,10 @@ pub enum GitError {
     /// The server refused our credentials or wants some.
     #[error("{0}")]
     Auth(String),
+    /// The secret cannot be used as given (e.g. an ssh key without `known_hosts`); found
+    /// before talking to the remote.
+    #[error("{0}")]
+    AuthConfig(String),
     /// The reference does not exist on the remote.
     #[error("{0}")]
     RefNotFound(String),
@@ -294,12 +298,12 @@ fn configure_ssh(
 ) -> Result<tempfile::TempDir, GitError> {
     use std::os::unix::fs::PermissionsExt;
     let ssh = auth.ssh.as_ref().ok_or_else(|| {
-        GitError::Auth(
+        GitError::AuthConfig(
             "ssh:// URLs need spec.secretRef with 'identity' and 'known_hosts'".to_string(),
         )
     })?;
     if ssh.known_hosts.is_empty() {
-        return Err(GitError::Auth(
+        return Err(GitError::AuthConfig(
             "the secret has no 'known_hosts': refusing to trust an unknown host key".to_string(),
         ));
     }

@@ -249,8 +249,10 @@ impl GitRepositoryReconciler {
             }
         };
         let outcome = outcome.map_err(|e| {
+            // Flux reports every failed clone, rejected credentials included, as
+            // GitOperationFailed; only an unusable secret is AuthenticationFailed.
             let reason = match e {
-                GitError::Auth(_) => reasons::AUTHENTICATION_FAILED,
+                GitError::AuthConfig(_) => reasons::AUTHENTICATION_FAILED,
                 GitError::InvalidUrl(_) => reasons::URL_INVALID,
                 _ => reasons::GIT_OPERATION_FAILED,
             };

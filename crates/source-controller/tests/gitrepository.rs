@@ -226,7 +226,8 @@ async fn auth_failure_keeps_artifact_and_new_commit_lands_on_request() {
             .contains("gotk_reconcile_duration_seconds_count{kind=\"GitRepository\",name=\"app\"")
     );
 
-    // Wrong password: Ready=False with an actionable reason; the artifact stays served.
+    // Wrong password: Ready=False; like Flux, a refused clone is GitOperationFailed, and the
+    // message says what to check. The artifact stays served.
     basic_auth_secret(&client, &ns, "auth", "git", "wrong").await;
     request_reconcile(&api, "app", "t2").await;
     let o = wait_for(&api, "app", "Ready=False", |o| {
@@ -238,7 +239,7 @@ async fn auth_failure_keeps_artifact_and_new_commit_lands_on_request() {
     })
     .await;
     let (_, reason, message) = ready(&o).unwrap();
-    assert_eq!(reason, "AuthenticationFailed", "{message}");
+    assert_eq!(reason, "GitOperationFailed", "{message}");
     assert!(message.contains("spec.secretRef"), "{message}");
     let st = o.status.as_ref().unwrap();
     let ff = st
@@ -639,12 +640,13 @@ async fn ssh_keys_known_hosts_and_failures() {
         assert_eq!(tar_file(&artifact_bytes(&o), "a"), "over ssh");
     }
     let is_false = |o: &GitRepository| ready(o).is_some_and(|(s, _, _)| s == "False");
+    // Refused by the server or the host key check: the clone failed (Flux's reason).
     let o = wait_for(&api, "wrongkey", "Ready=False", is_false).await;
     let (_, reason, message) = ready(&o).unwrap();
-    assert_eq!(reason, "AuthenticationFailed", "{message}");
+    assert_eq!(reason, "GitOperationFailed", "{message}");
     let o = wait_for(&api, "unknownhost", "Ready=False", is_false).await;
     let (_, reason, message) = ready(&o).unwrap();
-    assert_eq!(reason, "AuthenticationFailed", "{message}");
+    assert_eq!(reason, "GitOperationFailed", "{message}");
     assert!(
         message.contains("host key verification failed"),
         "{message}"
