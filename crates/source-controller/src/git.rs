@@ -116,6 +116,9 @@ pub struct Resolved {
     pub revision: String,
     /// The commit's hex id.
     pub commit: String,
+    /// The annotated tag object the reference pointed at (tag and semver references), as
+    /// advertised by the remote; `None` for lightweight tags and other references.
+    pub tag_object: Option<String>,
 }
 
 /// How the fetch ended.
@@ -374,21 +377,26 @@ pub struct FetchRequest<'a> {
 }
 
 fn ref_object(r: &Ref) -> Option<(String, gix::ObjectId)> {
+    ref_objects(r).map(|(n, o, _)| (n, o))
+}
+
+/// The name, the peeled object and, for annotated tags, the tag object of a remote ref.
+fn ref_objects(r: &Ref) -> Option<(String, gix::ObjectId, Option<gix::ObjectId>)> {
     match r {
         Ref::Direct {
             full_ref_name,
             object,
-        } => Some((full_ref_name.to_string(), *object)),
+        } => Some((full_ref_name.to_string(), *object, None)),
         Ref::Peeled {
             full_ref_name,
             object,
-            ..
-        } => Some((full_ref_name.to_string(), *object)),
+            tag,
+        } => Some((full_ref_name.to_string(), *object, Some(*tag))),
         Ref::Symbolic {
             full_ref_name,
             object,
             ..
-        } => Some((full_ref_name.to_string(), *object)),
+        } => Some((full_ref_name.to_string(), *object, None)),
         Ref::Unborn { .. } => None,
     }
 }
@@ -536,6 +544,7 @@ fn fetch_with(req: &FetchRequest<'_>, repo: gix::Repository) -> Result<FetchOutc
                     return Ok(FetchOutcome::Ready(Resolved {
                         revision: revision_for(req.reference, None, &hex),
                         commit: hex,
+                        tag_object: None,
                     }));
                 }
                 match branch {
@@ -546,16 +555,20 @@ fn fetch_with(req: &FetchRequest<'_>, repo: gix::Repository) -> Result<FetchOutc
         };
 
     let prepare = connect_and_prepare(&repo, req, std::slice::from_ref(&refspec))?;
+    let mut tag_object = None;
     let remote_tip = match &want_ref {
         Some(name) => {
             let found = prepare
                 .ref_map()
                 .remote_refs
                 .iter()
-                .filter_map(ref_object)
-                .find(|(n, _)| n == name);
+                .filter_map(ref_objects)
+                .find(|(n, _, _)| n == name);
             match found {
-                Some((_, id)) => Some(id),
+                Some((_, id, tag)) => {
+                    tag_object = tag.filter(|_| name.starts_with("refs/tags/"));
+                    Some(id)
+                }
                 None => {
                     let what = match req.reference {
                         GitRef::Branch(b) => format!("couldn't find remote ref 'refs/heads/{b}'"),
@@ -577,11 +590,14 @@ fn fetch_with(req: &FetchRequest<'_>, repo: gix::Repository) -> Result<FetchOutc
         let resolved = Resolved {
             revision: revision_for(req.reference, resolved_name.as_deref(), &hex),
             commit: hex.clone(),
+            tag_object: tag_object.map(|t| t.to_string()),
         };
         if req.last_revision == Some(resolved.revision.as_str()) {
             return Ok(FetchOutcome::Unchanged(resolved));
         }
-        if has_commit(&repo, &hex).is_some() {
+        // The tag object is needed too when the tag's signature is verified.
+        let tag_present = tag_object.is_none_or(|t| repo.find_object(t).is_ok());
+        if has_commit(&repo, &hex).is_some() && tag_present {
             return Ok(FetchOutcome::Ready(resolved));
         }
     }
@@ -630,6 +646,7 @@ fn fetch_with(req: &FetchRequest<'_>, repo: gix::Repository) -> Result<FetchOutc
     Ok(FetchOutcome::Ready(Resolved {
         revision: revision_for(req.reference, resolved_name.as_deref(), &hex),
         commit: hex,
+        tag_object: tag_object.map(|t| t.to_string()),
     }))
 }
 
@@ -653,6 +670,117 @@ pub fn commit_subject(cache_dir: &Path, commit_hex: &str) -> Option<String> {
     let c = repo.find_object(id).ok()?.try_into_commit().ok()?;
     let msg = c.message_raw().ok()?.to_str_lossy().into_owned();
     Some(msg.lines().next().unwrap_or_default().to_string())
+}
+
+/// A git object's signature (empty when unsigned) and the bytes it signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedObject {
+    /// The armored signature as git stores it.
+    pub signature: String,
+    /// The object without its signature: what the signer signed.
+    pub payload: Vec<u8>,
+}
+
+/// Splits a raw commit into its `gpgsig` header (with the continuation lines unfolded) and
+/// the commit without that header, which is what `git commit -S` signs.
+pub fn split_commit_signature(raw: &[u8]) -> SignedObject {
+    let header_end = raw
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| i + 1)
+        .unwrap_or(raw.len());
+    let mut payload = Vec::with_capacity(raw.len());
+    let mut signature = String::new();
+    let mut in_sig = false;
+    let mut rest = &raw[..header_end];
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let line = &rest[..end];
+        rest = &rest[end..];
+        if in_sig && line.first() == Some(&b' ') {
+            signature.push('\n');
+            signature.push_str(String::from_utf8_lossy(&line[1..]).trim_end_matches('\n'));
+            continue;
+        }
+        in_sig = false;
+        if let Some(v) = line.strip_prefix(b"gpgsig ") {
+            in_sig = true;
+            signature.push_str(String::from_utf8_lossy(v).trim_end_matches('\n'));
+            continue;
+        }
+        payload.extend_from_slice(line);
+    }
+    payload.extend_from_slice(&raw[header_end..]);
+    SignedObject { signature, payload }
+}
+
+/// Armor lines that start a signature appended to a tag message.
+const SIGNATURE_STARTS: [&[u8]; 4] = [
+    b"-----BEGIN PGP SIGNATURE-----",
+    b"-----BEGIN PGP MESSAGE-----",
+    b"-----BEGIN SSH SIGNATURE-----",
+    b"-----BEGIN SIGNED MESSAGE-----",
+];
+
+/// Splits a raw annotated tag into the signature appended to its message and the bytes
+/// before it, which is what `git tag -s` signs.
+pub fn split_tag_signature(raw: &[u8]) -> SignedObject {
+    let body = raw
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map_or(raw.len(), |i| i + 2);
+    let mut start = None;
+    let mut pos = body;
+    while pos < raw.len() {
+        let line = &raw[pos..];
+        if SIGNATURE_STARTS.iter().any(|s| line.starts_with(s)) {
+            start = Some(pos);
+            break;
+        }
+        pos += line
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(line.len(), |i| i + 1);
+    }
+    match start {
+        Some(s) => SignedObject {
+            signature: String::from_utf8_lossy(&raw[s..]).into_owned(),
+            payload: raw[..s].to_vec(),
+        },
+        None => SignedObject {
+            signature: String::new(),
+            payload: raw.to_vec(),
+        },
+    }
+}
+
+fn raw_object(cache_dir: &Path, hex: &str, kind: gix::object::Kind) -> Result<Vec<u8>, GitError> {
+    let repo = open_cache(cache_dir)?;
+    let id = gix::ObjectId::from_hex(hex.as_bytes())
+        .map_err(|e| GitError::Other(format!("invalid object id {hex}: {e}")))?;
+    let obj = repo
+        .find_object(id)
+        .map_err(|e| GitError::Other(format!("failed to read object {hex}: {e}")))?;
+    if obj.kind != kind {
+        return Err(GitError::Other(format!(
+            "object {hex} is a {}, not a {kind}",
+            obj.kind
+        )));
+    }
+    Ok(obj.data.clone())
+}
+
+/// The signature and signed bytes of commit `commit_hex` in the cache repository.
+pub fn commit_signature(cache_dir: &Path, commit_hex: &str) -> Result<SignedObject, GitError> {
+    raw_object(cache_dir, commit_hex, gix::object::Kind::Commit).map(|r| split_commit_signature(&r))
+}
+
+/// The signature and signed bytes of the annotated tag object `tag_hex`.
+pub fn tag_signature(cache_dir: &Path, tag_hex: &str) -> Result<SignedObject, GitError> {
+    raw_object(cache_dir, tag_hex, gix::object::Kind::Tag).map(|r| split_tag_signature(&r))
 }
 
 fn safe_name(name: &[u8]) -> Option<&str> {
@@ -844,5 +972,33 @@ mod tests {
         assert!(safe_name(b".GIT").is_none());
         assert!(safe_name(b"a/b").is_none());
         assert_eq!(safe_name(b"ok.yaml"), Some("ok.yaml"));
+    }
+
+    #[test]
+    fn commit_and_tag_signatures_split() {
+        let raw = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\ngpgsig -----BEGIN PGP SIGNATURE-----\n \n iQ==\n -----END PGP SIGNATURE-----\n\nmsg\n";
+        let s = split_commit_signature(raw);
+        assert_eq!(
+            s.signature,
+            "-----BEGIN PGP SIGNATURE-----\n\niQ==\n-----END PGP SIGNATURE-----"
+        );
+        assert_eq!(
+            s.payload,
+            b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@x> 1 +0000\ncommitter A <a@x> 1 +0000\n\nmsg\n"
+        );
+        let unsigned = b"tree 4b\nauthor A <a@x> 1 +0000\n\nmsg\n";
+        let s = split_commit_signature(unsigned);
+        assert_eq!(s.signature, "");
+        assert_eq!(s.payload, unsigned);
+
+        let tag = b"object 4b\ntype commit\ntag v1\ntagger A <a@x> 1 +0000\n\nv1\n-----BEGIN PGP SIGNATURE-----\n\niQ==\n-----END PGP SIGNATURE-----\n";
+        let s = split_tag_signature(tag);
+        assert_eq!(
+            s.payload,
+            b"object 4b\ntype commit\ntag v1\ntagger A <a@x> 1 +0000\n\nv1\n"
+        );
+        assert!(s.signature.starts_with("-----BEGIN PGP SIGNATURE-----\n"));
+        let s = split_tag_signature(b"object 4b\ntype commit\ntag v1\n\nplain\n");
+        assert_eq!(s.signature, "");
     }
 }

@@ -5,6 +5,7 @@
 pub mod git;
 pub mod gitrepository;
 pub mod semver_tags;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;

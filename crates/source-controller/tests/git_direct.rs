@@ -61,7 +61,8 @@ async fn basic_auth_fetch_and_incremental_update() {
         out,
         FetchOutcome::Ready(git::Resolved {
             revision: format!("main@sha1:{c1}"),
-            commit: c1.clone()
+            commit: c1.clone(),
+            tag_object: None,
         })
     );
 
@@ -110,7 +111,8 @@ async fn basic_auth_fetch_and_incremental_update() {
         out,
         FetchOutcome::Ready(git::Resolved {
             revision: format!("main@sha1:{c2}"),
-            commit: c2.clone()
+            commit: c2.clone(),
+            tag_object: None,
         })
     );
 
