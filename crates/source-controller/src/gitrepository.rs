@@ -10,7 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use ferroflux_api::constants::RECONCILE_REQUEST_ANNOTATION;
 use ferroflux_api::meta::{Artifact, Condition, condition_types as ct, reasons};
-use ferroflux_api::source::{GitRepository, GitRepositoryStatus};
+use ferroflux_api::source::{
+    GitRepository, GitRepositoryInclude, GitRepositoryStatus, GitRepositoryVerification,
+    GitVerificationMode,
+};
 use ferroflux_artifact::archive::ArchiveOptions;
 use ferroflux_artifact::storage::{self, Storage};
 use ferroflux_runtime::conditions as cond;
@@ -22,6 +25,8 @@ use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
 use crate::git::{self, Auth, FetchOutcome, FetchRequest, GitError, GitRef};
+use crate::include;
+use crate::verify::{self, TrustedKeys};
 
 /// The kind name used in storage paths and metrics.
 pub const KIND: &str = "GitRepository";
@@ -35,6 +40,9 @@ pub struct GitRepositoryReconciler {
     pub storage: Storage,
     /// Root of the per-object git caches.
     pub cache_root: PathBuf,
+    /// How long to wait before looking again at an included repository without an artifact
+    /// (`--requeue-dependency`).
+    pub requeue_dependency: Duration,
 }
 
 /// Converts a storage record to the API's artifact.
@@ -140,6 +148,52 @@ fn content_config_unchanged(obj: &GitRepository, st: &GitRepositoryStatus) -> bo
             == obj.spec.include.clone().unwrap_or_default()
 }
 
+/// Whether the included artifacts are those the current artifact was built with (same
+/// revision and digest, in `spec.include` order).
+fn includes_unchanged(
+    includes: &[(GitRepositoryInclude, Artifact)],
+    st: &GitRepositoryStatus,
+) -> bool {
+    let observed = st.included_artifacts.as_deref().unwrap_or_default();
+    includes.len() == observed.len()
+        && includes
+            .iter()
+            .zip(observed)
+            .all(|((_, a), o)| a.revision == o.revision && a.digest == o.digest)
+}
+
+/// The verification mode asked for (Flux's default is HEAD).
+fn verification_mode(v: &GitRepositoryVerification) -> GitVerificationMode {
+    v.mode.unwrap_or(GitVerificationMode::Head)
+}
+
+/// Whether the commit must be verified again although it may be unchanged: verification is
+/// asked for and what was verified last (`status.sourceVerificationMode`) does not cover it.
+fn requires_verification(obj: &GitRepository, st: &GitRepositoryStatus) -> bool {
+    let Some(v) = &obj.spec.verify else {
+        return false;
+    };
+    let mode = verification_mode(v);
+    match st.source_verification_mode.as_deref() {
+        None => true,
+        Some("TagAndHEAD") => false,
+        Some(observed) => observed != mode.as_str(),
+    }
+}
+
+/// The tag a reference checks out, when it is one (the name Flux reports for the tag).
+fn referenced_tag(reference: &GitRef, resolved: &git::Resolved) -> Option<String> {
+    match reference {
+        GitRef::Tag(t) => Some(t.clone()),
+        GitRef::Semver(_) => resolved
+            .revision
+            .split_once("@sha1:")
+            .map(|(name, _)| name.to_string()),
+        GitRef::Name(n) => n.strip_prefix("refs/tags/").map(str::to_string),
+        _ => None,
+    }
+}
+
 /// The API server's message for API errors, the error text otherwise.
 fn kube_msg(e: &kube::Error) -> String {
     match e {
@@ -182,6 +236,179 @@ impl GitRepositoryReconciler {
         })
     }
 
+    /// The artifacts of the included repositories, in `spec.include` order (Flux's
+    /// `fetchIncludes`): a missing repository or one without an artifact makes the object wait.
+    async fn fetch_includes(
+        &self,
+        ctx: &Context,
+        obj: &GitRepository,
+    ) -> Result<Vec<(GitRepositoryInclude, Artifact)>, Failure> {
+        let includes = obj.spec.include.clone().unwrap_or_default();
+        if includes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ns = obj.namespace().unwrap_or_default();
+        let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
+        let mut out = Vec::with_capacity(includes.len());
+        for incl in includes {
+            let name = incl.repository.name.clone();
+            let unavailable = |reason: &'static str, message: String| Failure {
+                reason,
+                message,
+                condition: ct::INCLUDE_UNAVAILABLE,
+                stalled: false,
+            };
+            let dep = match api.get_opt(&name).await {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    return Err(unavailable(
+                        "NotFound",
+                        format!(
+                            "could not get resource for include '{name}': gitrepositories.source.toolkit.fluxcd.io \"{name}\" not found"
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Err(unavailable(
+                        "NotFound",
+                        format!(
+                            "could not get resource for include '{name}': {}",
+                            kube_msg(&e)
+                        ),
+                    ));
+                }
+            };
+            let Some(artifact) = dep.status.and_then(|s| s.artifact) else {
+                return Err(unavailable(
+                    "NoArtifact",
+                    format!("no artifact available for include '{name}'"),
+                ));
+            };
+            out.push((incl, artifact));
+        }
+        Ok(out)
+    }
+
+    /// Verifies the signatures `spec.verify` asks for (Flux's `verifySignature`); returns the
+    /// mode verified and the `SourceVerified` message.
+    async fn verify_signatures(
+        &self,
+        ctx: &Context,
+        obj: &GitRepository,
+        v: &GitRepositoryVerification,
+        reference: &GitRef,
+        cache_dir: &std::path::Path,
+        resolved: &git::Resolved,
+    ) -> Result<(GitVerificationMode, String), Failure> {
+        let fail = |reason: &'static str, message: String, stalled: bool| Failure {
+            reason,
+            message,
+            condition: ct::SOURCE_VERIFIED,
+            stalled,
+        };
+        let ns = obj.namespace().unwrap_or_default();
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        let secret = api.get(&v.secret_ref.name).await.map_err(|e| {
+            fail(
+                verify::reasons::VERIFICATION_ERROR,
+                format!(
+                    "public keys secret error: failed to get secret '{ns}/{}': {}",
+                    v.secret_ref.name,
+                    kube_msg(&e)
+                ),
+                false,
+            )
+        })?;
+        let data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        let keys = TrustedKeys::from_secret_data(&data);
+        let mode = verification_mode(v);
+        let mut message = String::new();
+        if mode.verifies_tag() {
+            let Some(tag) = referenced_tag(reference, resolved) else {
+                return Err(fail(
+                    verify::reasons::INVALID_VERIFICATION_MODE,
+                    "cannot verify tag object's signature if a tag reference is not specified"
+                        .to_string(),
+                    true,
+                ));
+            };
+            let Some(tag_hex) = resolved.tag_object.clone() else {
+                return Err(fail(
+                    verify::reasons::INVALID_GIT_OBJECT,
+                    format!("cannot verify signature of tag '{tag}' since it is not signed"),
+                    false,
+                ));
+            };
+            let tag_str = format!("{tag}@{tag_hex}");
+            let signed = {
+                let cd = cache_dir.to_path_buf();
+                let th = tag_hex.clone();
+                tokio::task::spawn_blocking(move || git::tag_signature(&cd, &th))
+                    .await
+                    .map_err(|e| GitError::Other(e.to_string()))
+                    .and_then(|r| r)
+            }
+            .map_err(|e| {
+                fail(
+                    verify::reasons::INVALID_TAG_SIGNATURE,
+                    format!("signature verification of tag '{tag_str}' failed: {e}"),
+                    false,
+                )
+            })?;
+            if signed.signature.is_empty() {
+                return Err(fail(
+                    verify::reasons::INVALID_GIT_OBJECT,
+                    format!("cannot verify signature of tag '{tag_str}' since it is not signed"),
+                    false,
+                ));
+            }
+            let key = verify::verify_object("tag", &signed, &keys).map_err(|e| {
+                fail(
+                    verify::reasons::INVALID_TAG_SIGNATURE,
+                    format!("signature verification of tag '{tag_str}' failed: {e}"),
+                    false,
+                )
+            })?;
+            message.push_str(&format!(
+                "verified signature of\n\t- tag '{tag_str}' with key '{key}'"
+            ));
+        }
+        if mode.verifies_head() {
+            let commit = resolved.commit.clone();
+            let signed = {
+                let cd = cache_dir.to_path_buf();
+                let c = commit.clone();
+                tokio::task::spawn_blocking(move || git::commit_signature(&cd, &c))
+                    .await
+                    .map_err(|e| GitError::Other(e.to_string()))
+                    .and_then(|r| r)
+            };
+            let key = signed
+                .map_err(|e| e.to_string())
+                .and_then(|s| verify::verify_object("commit", &s, &keys))
+                .map_err(|e| {
+                    fail(
+                        verify::reasons::INVALID_COMMIT_SIGNATURE,
+                        format!("signature verification of commit '{commit}' failed: {e}"),
+                        false,
+                    )
+                })?;
+            if message.is_empty() {
+                message.push_str("verified signature of");
+            }
+            message.push_str(&format!("\n\t- commit '{commit}' with key '{key}'"));
+        }
+        tracing::info!(
+            kind = KIND, namespace = %ns, name = %obj.name_any(), "{message}"
+        );
+        Ok((mode, message))
+    }
+
     /// The reconcile proper; `st` is the status being built.
     async fn run(
         &self,
@@ -200,16 +427,31 @@ impl GitRepositoryReconciler {
                 stalled: true,
             });
         }
+        // A failed verification is computed afresh; without spec.verify there is nothing
+        // to report.
+        if cond::is_false(conds, ct::SOURCE_VERIFIED) {
+            cond::remove(conds, ct::SOURCE_VERIFIED);
+        }
+        if obj.spec.verify.is_none() {
+            st.source_verification_mode = None;
+            cond::remove(conds, ct::SOURCE_VERIFIED);
+        }
         let auth = self.auth(ctx, obj).await?;
+        let includes = self.fetch_includes(ctx, obj).await?;
+        cond::remove(conds, ct::INCLUDE_UNAVAILABLE);
         let reference = GitRef::from_spec(&obj.spec.effective_ref());
 
-        // The current artifact may be reused when it is in storage and built from the same inputs.
+        // The current artifact may be reused when it is in storage and built from the same
+        // inputs: content settings, included artifacts, and a verification that still holds.
         let current = st
             .artifact
             .as_ref()
             .filter(|a| self.storage.exists(&from_api_artifact(a)))
             .cloned();
-        let reusable = current.is_some() && content_config_unchanged(obj, st);
+        let reusable = current.is_some()
+            && content_config_unchanged(obj, st)
+            && includes_unchanged(&includes, st)
+            && !requires_verification(obj, st);
         let last_revision = if reusable {
             current.as_ref().map(|a| a.revision.clone())
         } else {
@@ -266,6 +508,7 @@ impl GitRepositoryReconciler {
         cond::remove(conds, ct::FETCH_FAILED);
 
         let now = Timestamp::now();
+        let unchanged = matches!(outcome, FetchOutcome::Unchanged(_));
         let resolved = match outcome {
             FetchOutcome::Unchanged(r) => {
                 tracing::info!(
@@ -286,6 +529,22 @@ impl GitRepositoryReconciler {
             }
             FetchOutcome::Ready(r) => r,
         };
+        if let Some(v) = &obj.spec.verify
+            && !unchanged
+        {
+            let (mode, message) = self
+                .verify_signatures(ctx, obj, v, &reference, &cache_dir, &resolved)
+                .await?;
+            st.source_verification_mode = Some(mode.as_str().to_string());
+            cond::mark_true(
+                conds,
+                ct::SOURCE_VERIFIED,
+                reasons::SUCCEEDED,
+                &message,
+                generation,
+                now,
+            );
+        }
 
         let same_artifact = reusable
             && current
@@ -300,7 +559,9 @@ impl GitRepositoryReconciler {
                 generation,
                 now,
             );
-            let art = self.build_artifact(obj, &cache_dir, &resolved).await?;
+            let art = self
+                .build_artifact(obj, &cache_dir, &resolved, &includes)
+                .await?;
             let subject = {
                 let cd = cache_dir.clone();
                 let c = resolved.commit.clone();
@@ -323,6 +584,11 @@ impl GitRepositoryReconciler {
                 )
                 .await;
             st.artifact = Some(art);
+            st.included_artifacts = if includes.is_empty() {
+                None
+            } else {
+                Some(includes.iter().map(|(_, a)| a.clone()).collect())
+            };
             st.observed_ignore = obj.spec.ignore.clone();
             st.observed_recurse_submodules = obj.spec.recurse_submodules;
             st.observed_sparse_checkout = obj.spec.sparse_checkout.clone();
@@ -354,6 +620,7 @@ impl GitRepositoryReconciler {
         obj: &GitRepository,
         cache_dir: &std::path::Path,
         resolved: &git::Resolved,
+        includes: &[(GitRepositoryInclude, Artifact)],
     ) -> Result<Artifact, Failure> {
         let storage_fail = |reason: &'static str, message: String| Failure {
             reason,
@@ -385,6 +652,10 @@ impl GitRepositoryReconciler {
         let commit = resolved.commit.clone();
         let sparse = obj.spec.sparse_checkout.clone().unwrap_or_default();
         let ignore = obj.spec.ignore.clone();
+        let includes: Vec<(GitRepositoryInclude, storage::Artifact)> = includes
+            .iter()
+            .map(|(i, a)| (i.clone(), from_api_artifact(a)))
+            .collect();
         let lock = storage
             .lock(&art)
             .await
@@ -396,6 +667,16 @@ impl GitRepositoryReconciler {
                 condition: ct::FETCH_FAILED,
                 stalled: false,
             })?;
+            for (incl, artifact) in &includes {
+                include::copy_include(&storage, artifact, incl, tmp.path()).map_err(|e| {
+                    Failure {
+                        reason: "CopyFailure",
+                        message: e,
+                        condition: ct::STORAGE_OPERATION_FAILED,
+                        stalled: false,
+                    }
+                })?;
+            }
             let matcher =
                 ferroflux_artifact::ignore::git_source_matcher(tmp.path(), ignore.as_deref())
                     .map_err(|e| Failure {
@@ -490,14 +771,26 @@ impl Reconciler<GitRepository> for GitRepositoryReconciler {
         match &result {
             Ok(()) => {}
             Err(f) => {
-                cond::mark_true(
-                    &mut conds,
-                    f.condition,
-                    f.reason,
-                    &f.message,
-                    generation,
-                    now,
-                );
+                if f.condition == ct::SOURCE_VERIFIED {
+                    // Bipolar: a failed verification is SourceVerified=False.
+                    cond::mark_false(
+                        &mut conds,
+                        f.condition,
+                        f.reason,
+                        &f.message,
+                        generation,
+                        now,
+                    );
+                } else {
+                    cond::mark_true(
+                        &mut conds,
+                        f.condition,
+                        f.reason,
+                        &f.message,
+                        generation,
+                        now,
+                    );
+                }
                 cond::mark_false(&mut conds, ct::READY, f.reason, &f.message, generation, now);
                 if f.stalled {
                     cond::mark_stalled(&mut conds, f.reason, &f.message, generation, now);
@@ -540,6 +833,13 @@ impl Reconciler<GitRepository> for GitRepositoryReconciler {
                         BTreeMap::new(),
                     )
                     .await;
+                if result
+                    .as_ref()
+                    .is_err_and(|f| f.condition == ct::INCLUDE_UNAVAILABLE)
+                {
+                    // Waiting for another object (the include watch also brings it back).
+                    return Ok(self.requeue_dependency);
+                }
                 if result.as_ref().is_err_and(|f| f.stalled) {
                     // Only a spec change helps: wait for it.
                     return Ok(Duration::from_secs(24 * 3600).max(interval));

@@ -4,6 +4,7 @@
 
 pub mod git;
 pub mod gitrepository;
+pub mod include;
 pub mod semver_tags;
 pub mod verify;
 
@@ -16,6 +17,12 @@ use ferroflux_api::source::GitRepository;
 use ferroflux_artifact::server::ArtifactServer;
 use ferroflux_artifact::storage::{Retention, Storage};
 use ferroflux_runtime::{Manager, RuntimeArgs};
+use futures::StreamExt;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::gitrepository::GitRepositoryReconciler;
 
@@ -51,6 +58,65 @@ pub struct Args {
     /// Directory of the per-object git caches (default: <tmp>/source-controller-git-cache).
     #[arg(long, env = "GIT_CACHE_PATH")]
     pub git_cache_path: Option<PathBuf>,
+    /// Interval at which to requeue an object waiting for another one (an included
+    /// GitRepository without an artifact).
+    #[arg(long, default_value = "30s", value_parser = ferroflux_runtime::flags::parse_duration)]
+    pub requeue_dependency: Duration,
+}
+
+/// GitRepositories in `store` that include `namespace/name`.
+pub fn includers(
+    store: &Store<GitRepository>,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<GitRepository>> {
+    store
+        .state()
+        .iter()
+        .filter(|o| o.namespace().as_deref() == Some(namespace))
+        .filter(|o| {
+            o.spec
+                .include
+                .iter()
+                .flatten()
+                .any(|i| i.repository.name == name)
+        })
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
+}
+
+fn artifact_hash(o: &GitRepository) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    o.status
+        .as_ref()
+        .and_then(|s| s.artifact.as_ref())
+        .map(|a| (&a.revision, &a.digest))
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+/// Adds the include trigger: a GitRepository with a new artifact reconciles the
+/// GitRepositories that include it (Flux watches the included artifact revision).
+fn with_include_watch(
+    controller: Controller<GitRepository>,
+    client: kube::Client,
+    namespace: Option<&str>,
+) -> Controller<GitRepository> {
+    let store = controller.store();
+    let api: Api<GitRepository> = match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    };
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(artifact_hash, Default::default())
+        .filter_map(|r| async move { r.ok() })
+        .map(Ok::<_, watcher::Error>);
+    controller.watches_stream(stream, move |o: GitRepository| {
+        includers(&store, &o.namespace().unwrap_or_default(), &o.name_any())
+    })
 }
 
 /// The advertised address Flux derives from `--storage-addr` when `--storage-adv-addr` is
@@ -92,7 +158,9 @@ pub async fn run(args: Args, manager: Manager, signals: bool) -> anyhow::Result<
     let reconciler = Arc::new(GitRepositoryReconciler {
         storage,
         cache_root,
+        requeue_dependency: args.requeue_dependency,
     });
+    let client = ctx.client.clone();
     let rt_args = args.runtime.clone();
     let server = ArtifactServer::new(&args.storage_path)?;
     let storage_addr = args.storage_addr.clone();
@@ -109,8 +177,14 @@ pub async fn run(args: Args, manager: Manager, signals: bool) -> anyhow::Result<
                     return;
                 }
             }
-            ferroflux_runtime::controller::run::<GitRepository, _>(
-                ctx, reconciler, &rt_args, 2, shutdown,
+            let ns = rt_args.watch_namespace().map(str::to_string);
+            ferroflux_runtime::controller::run_with::<GitRepository, _, _>(
+                ctx,
+                reconciler,
+                &rt_args,
+                2,
+                shutdown,
+                move |c| with_include_watch(c, client, ns.as_deref()),
             )
             .await;
         })

@@ -1,0 +1,823 @@
+//! GitRepository `spec.verify` (OpenPGP signatures made by the real gpg), `spec.include`,
+//! and HTTPS authentication (bearer token, custom CA, client certificate) against git
+//! http-backend over TLS, on the real control plane.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use ferroflux_api::source::GitRepository;
+use ferroflux_testenv::ControlPlane;
+use ferroflux_testenv::git::{GitHttpServer, ServerOptions, TlsOptions};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use support::*;
+
+async fn setup(prefix: &str) -> (kube::Client, String, Api<GitRepository>) {
+    let cp = ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let ns = cp.namespace(&client, prefix).await.unwrap();
+    let api: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    (client, ns, api)
+}
+
+async fn secret(client: &kube::Client, ns: &str, name: &str, data: serde_json::Value) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let s: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data,
+    }))
+    .unwrap();
+    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&s))
+        .await
+        .unwrap();
+}
+
+/// A GitRepository with extra spec fields merged in.
+fn gitrepo_with(
+    name: &str,
+    url: &str,
+    reference: serde_json::Value,
+    extra: serde_json::Value,
+) -> GitRepository {
+    let mut v = serde_json::to_value(gitrepo(name, url, reference, None)).unwrap();
+    for (k, val) in extra.as_object().unwrap() {
+        v["spec"][k] = val.clone();
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+fn condition(o: &GitRepository, type_: &str) -> Option<(String, String, String)> {
+    o.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn is_ready_false(o: &GitRepository) -> bool {
+    ready(o).is_some_and(|(s, _, _)| s == "False")
+}
+
+fn artifact_files(o: &GitRepository) -> Vec<(String, String)> {
+    let a = o.status.as_ref().unwrap().artifact.as_ref().unwrap();
+    let bytes = curl(&a.url).1;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.tar.gz");
+    std::fs::write(&f, bytes).unwrap();
+    let out = std::process::Command::new("tar")
+        .args([
+            "-xzf",
+            f.to_str().unwrap(),
+            "-C",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::remove_file(&f).unwrap();
+    let mut files = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    walk(dir.path(), dir.path(), &mut files);
+    files.sort();
+    files
+}
+
+/// A private GnuPG home with keys made by the real gpg; its agent is stopped on drop.
+struct Gpg {
+    home: tempfile::TempDir,
+}
+
+impl Gpg {
+    fn new() -> Gpg {
+        use std::os::unix::fs::PermissionsExt;
+        // Short path: gpg-agent's socket lives in the home directory.
+        let home = tempfile::Builder::new()
+            .prefix("gpg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        Gpg { home }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("gpg")
+            .arg("--homedir")
+            .arg(self.home.path())
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .output()
+            .expect("gpg is required (apt-get install gnupg)");
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Generates a signing key; returns its fingerprint.
+    fn gen_key(&self, uid: &str) -> String {
+        self.run(&["--quick-gen-key", uid, "ed25519", "sign", "never"]);
+        let listing = self.run(&["--with-colons", "--list-keys", uid]);
+        listing
+            .lines()
+            .find_map(|l| l.strip_prefix("fpr:"))
+            .map(|l| l.trim_matches(':').to_string())
+            .expect("fingerprint in gpg listing")
+    }
+
+    fn export(&self, fpr: &str) -> String {
+        self.run(&["--armor", "--export", fpr])
+    }
+
+    /// git with this GnuPG home and a fixed identity.
+    fn git(&self, dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "gpg.program=gpg"])
+            .args(args)
+            .env("GNUPGHOME", self.home.path())
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir)
+            .output()
+            .expect("run git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Commits `files` signed with `fpr` (unsigned when `None`), pushes; returns the commit.
+    fn commit(&self, repo: &Repo, fpr: Option<&str>, files: &[(&str, &str)], msg: &str) -> String {
+        for (p, c) in files {
+            std::fs::write(repo.work.join(p), c).unwrap();
+        }
+        self.git(&repo.work, &["add", "-A"]);
+        match fpr {
+            Some(f) => self.git(
+                &repo.work,
+                &[
+                    "-c",
+                    &format!("user.signingkey={f}"),
+                    "commit",
+                    "-q",
+                    "-S",
+                    "-m",
+                    msg,
+                ],
+            ),
+            None => self.git(&repo.work, &["commit", "-q", "-m", msg]),
+        };
+        self.git(&repo.work, &["push", "-q", "origin", "main"]);
+        self.git(&repo.work, &["rev-parse", "HEAD"])
+    }
+
+    /// Tags HEAD (signed with `fpr`, or annotated unsigned), pushes; returns the tag object.
+    fn tag(&self, repo: &Repo, name: &str, fpr: Option<&str>) -> String {
+        match fpr {
+            Some(f) => self.git(&repo.work, &["tag", "-s", "-u", f, "-m", name, name]),
+            None => self.git(&repo.work, &["tag", "-a", "-m", name, name]),
+        };
+        self.git(&repo.work, &["push", "-q", "origin", name]);
+        self.git(&repo.work, &["rev-parse", name])
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .output();
+    }
+}
+
+/// The key ID Flux reports: the last 16 hex digits of the primary key's fingerprint.
+fn key_id(fpr: &str) -> String {
+    fpr[fpr.len() - 16..].to_uppercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn verify_signed_commits_and_tags_and_reject_others() {
+    let (client, ns, api) = setup("git-verify").await;
+    let gpg = Gpg::new();
+    let trusted = gpg.gen_key("Trusted <trusted@example.com>");
+    let stranger = gpg.gen_key("Stranger <stranger@example.com>");
+    let (tid, sid) = (key_id(&trusted), key_id(&stranger));
+    secret(
+        &client,
+        &ns,
+        "keys",
+        serde_json::json!({"trusted.asc": gpg.export(&trusted)}),
+    )
+    .await;
+
+    let root = tempfile::tempdir().unwrap();
+    let signed = Repo::new(root.path(), "signed.git");
+    let c1 = gpg.commit(&signed, Some(&trusted), &[("a.yaml", "one")], "signed");
+    let tag_signed = gpg.tag(&signed, "v1.0.0", Some(&trusted));
+    let tag_plain = gpg.tag(&signed, "v0.9.0", None);
+    let unsigned = Repo::new(root.path(), "unsigned.git");
+    let cu = gpg.commit(&unsigned, None, &[("a.yaml", "u")], "unsigned");
+    let other = Repo::new(root.path(), "other.git");
+    let co = gpg.commit(&other, Some(&stranger), &[("a.yaml", "o")], "by a stranger");
+
+    let server = GitHttpServer::start(root.path(), None)
+        .await
+        .expect("start the git server");
+    let _ctl = Controller::start(client.clone(), &ns, &[]).await;
+    let verify = |mode: Option<&str>| {
+        let mut v = serde_json::json!({"secretRef": {"name": "keys"}});
+        if let Some(m) = mode {
+            v["mode"] = serde_json::json!(m);
+        }
+        serde_json::json!({ "verify": v })
+    };
+    let main = serde_json::json!({"branch": "main"});
+    let cases = [
+        (
+            "head",
+            server.url("signed"),
+            main.clone(),
+            verify(Some("HEAD")),
+        ),
+        (
+            "default-mode",
+            server.url("signed"),
+            main.clone(),
+            verify(None),
+        ),
+        (
+            "tag-and-head",
+            server.url("signed"),
+            serde_json::json!({"tag": "v1.0.0"}),
+            verify(Some("TagAndHEAD")),
+        ),
+        (
+            "tag-unsigned",
+            server.url("signed"),
+            serde_json::json!({"tag": "v0.9.0"}),
+            verify(Some("Tag")),
+        ),
+        (
+            "tag-on-branch",
+            server.url("signed"),
+            main.clone(),
+            verify(Some("Tag")),
+        ),
+        (
+            "unsigned",
+            server.url("unsigned"),
+            main.clone(),
+            verify(None),
+        ),
+        ("stranger", server.url("other"), main.clone(), verify(None)),
+        (
+            "later",
+            server.url("other"),
+            main.clone(),
+            serde_json::json!({}),
+        ),
+    ];
+    for (name, url, r, extra) in &cases {
+        create(&api, &gitrepo_with(name, url, r.clone(), extra.clone())).await;
+    }
+
+    // Signed commit, HEAD mode (explicit and the CRD default).
+    for name in ["head", "default-mode"] {
+        let o = wait_for(&api, name, "Ready=True", is_ready_true).await;
+        assert_eq!(revision(&o), format!("main@sha1:{c1}"));
+        assert_eq!(
+            condition(&o, "SourceVerified"),
+            Some((
+                "True".into(),
+                "Succeeded".into(),
+                format!("verified signature of\n\t- commit '{c1}' with key '{tid}'")
+            )),
+            "{name}"
+        );
+        assert_eq!(
+            o.status
+                .as_ref()
+                .unwrap()
+                .source_verification_mode
+                .as_deref(),
+            Some("HEAD")
+        );
+    }
+    // Signed tag and commit.
+    let o = wait_for(&api, "tag-and-head", "Ready=True", is_ready_true).await;
+    assert_eq!(revision(&o), format!("v1.0.0@sha1:{c1}"));
+    assert_eq!(
+        condition(&o, "SourceVerified").unwrap().2,
+        format!(
+            "verified signature of\n\t- tag 'v1.0.0@{tag_signed}' with key '{tid}'\n\t- commit '{c1}' with key '{tid}'"
+        )
+    );
+    assert_eq!(
+        o.status
+            .as_ref()
+            .unwrap()
+            .source_verification_mode
+            .as_deref(),
+        Some("TagAndHEAD")
+    );
+
+    // Failures: SourceVerified=False, Ready=False with the same reason, no artifact.
+    let failures = [
+        (
+            "tag-unsigned",
+            "InvalidGitObject",
+            format!("cannot verify signature of tag 'v0.9.0@{tag_plain}' since it is not signed"),
+        ),
+        (
+            "tag-on-branch",
+            "InvalidVerificationMode",
+            "cannot verify tag object's signature if a tag reference is not specified".to_string(),
+        ),
+        (
+            "unsigned",
+            "InvalidCommitSignature",
+            format!(
+                "signature verification of commit '{cu}' failed: unsupported signature type: empty"
+            ),
+        ),
+        (
+            "stranger",
+            "InvalidCommitSignature",
+            format!(
+                "signature verification of commit '{co}' failed: unable to verify Git commit: unable to verify payload with any of the given key rings: no matching key"
+            ),
+        ),
+    ];
+    for (name, reason, message) in &failures {
+        let o = wait_for(&api, name, "Ready=False", is_ready_false).await;
+        assert_eq!(
+            condition(&o, "SourceVerified"),
+            Some(("False".into(), reason.to_string(), message.clone())),
+            "{name}"
+        );
+        assert_eq!(
+            ready(&o),
+            Some(("False".into(), reason.to_string(), message.clone())),
+            "{name}"
+        );
+        assert!(o.status.as_ref().unwrap().artifact.is_none(), "{name}");
+    }
+    let o = api.get("tag-on-branch").await.unwrap();
+    assert_eq!(condition(&o, "Stalled").unwrap().0, "True");
+
+    assert_ne!(tid, sid);
+
+    // Verification added to an object whose artifact is current: the unchanged commit is
+    // verified anyway, and rejected; the existing artifact stays.
+    let o = wait_for(&api, "later", "Ready=True", is_ready_true).await;
+    let before = o.status.as_ref().unwrap().artifact.clone().unwrap();
+    assert!(condition(&o, "SourceVerified").is_none());
+    api.patch(
+        "later",
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({ "spec": verify(None) })),
+    )
+    .await
+    .unwrap();
+    let o = wait_for(&api, "later", "Ready=False", is_ready_false).await;
+    let (_, reason, message) = ready(&o).unwrap();
+    assert_eq!(reason, "InvalidCommitSignature");
+    assert!(message.contains("no matching key"), "{message}");
+    assert_eq!(o.status.as_ref().unwrap().artifact.as_ref(), Some(&before));
+    // Trusting the stranger's key too makes it pass without a new artifact.
+    secret(
+        &client,
+        &ns,
+        "keys",
+        serde_json::json!({"trusted.asc": gpg.export(&trusted), "stranger.asc": gpg.export(&stranger)}),
+    )
+    .await;
+    request_reconcile(&api, "later", "trust").await;
+    let o = wait_for(&api, "later", "Ready=True", is_ready_true).await;
+    assert_eq!(
+        condition(&o, "SourceVerified").unwrap().2,
+        format!("verified signature of\n\t- commit '{co}' with key '{sid}'")
+    );
+    assert_eq!(
+        o.status.as_ref().unwrap().artifact.as_ref().unwrap().digest,
+        before.digest
+    );
+
+    // An unsigned commit on a verified branch: rejected, the verified artifact stays.
+    let c2 = gpg.commit(&signed, None, &[("a.yaml", "two")], "not signed");
+    request_reconcile(&api, "head", "r1").await;
+    let o = wait_for(&api, "head", "Ready=False", |o| {
+        is_ready_false(o)
+            && o.status
+                .as_ref()
+                .unwrap()
+                .last_handled_reconcile_at
+                .as_deref()
+                == Some("r1")
+    })
+    .await;
+    assert_eq!(
+        ready(&o).unwrap().2,
+        format!(
+            "signature verification of commit '{c2}' failed: unsupported signature type: empty"
+        )
+    );
+    assert_eq!(revision(&o), format!("main@sha1:{c1}"));
+    assert_eq!(condition(&o, "SourceVerified").unwrap().0, "False");
+
+    // Verification removed: the new commit lands and the condition is gone.
+    api.patch(
+        "head",
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({"spec": {"verify": null}})),
+    )
+    .await
+    .unwrap();
+    let o = wait_for(&api, "head", "new revision", |o| {
+        is_ready_true(o) && revision(o) == format!("main@sha1:{c2}")
+    })
+    .await;
+    assert!(condition(&o, "SourceVerified").is_none());
+    assert!(
+        o.status
+            .as_ref()
+            .unwrap()
+            .source_verification_mode
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn include_copies_artifacts_waits_for_them_and_follows_their_changes() {
+    let (client, ns, api) = setup("git-include").await;
+    let root = tempfile::tempdir().unwrap();
+    let lib = Repo::new(root.path(), "lib.git");
+    let l1 = lib.commit(&[("lib.yaml", "lib v1"), ("sub/x.yaml", "x v1")], "lib");
+    let app = Repo::new(root.path(), "app.git");
+    app.commit(&[("app.yaml", "app")], "app");
+    let server = GitHttpServer::start(root.path(), None)
+        .await
+        .expect("start the git server");
+    let _ctl = Controller::start(client.clone(), &ns, &[]).await;
+    let main = serde_json::json!({"branch": "main"});
+    let includes = serde_json::json!({"include": [
+        {"repository": {"name": "lib"}},
+        {"repository": {"name": "lib"}, "fromPath": "sub", "toPath": "vendor/sub"},
+    ]});
+    create(
+        &api,
+        &gitrepo_with("app", &server.url("app"), main.clone(), includes),
+    )
+    .await;
+
+    // The included repository does not exist yet.
+    let o = wait_for(&api, "app", "Ready=False", is_ready_false).await;
+    let want = (
+        "True".to_string(),
+        "NotFound".to_string(),
+        "could not get resource for include 'lib': gitrepositories.source.toolkit.fluxcd.io \"lib\" not found".to_string(),
+    );
+    assert_eq!(condition(&o, "IncludeUnavailable"), Some(want.clone()));
+    assert_eq!(ready(&o), Some(("False".into(), want.1, want.2)));
+    assert!(o.status.as_ref().unwrap().artifact.is_none());
+
+    // It exists but has no artifact (its branch is missing).
+    create(
+        &api,
+        &gitrepo(
+            "lib",
+            &server.url("lib"),
+            serde_json::json!({"branch": "nope"}),
+            None,
+        ),
+    )
+    .await;
+    let o = wait_for(&api, "app", "NoArtifact", |o| {
+        ready(o).is_some_and(|(s, r, _)| s == "False" && r == "NoArtifact")
+    })
+    .await;
+    assert_eq!(
+        condition(&o, "IncludeUnavailable"),
+        Some((
+            "True".into(),
+            "NoArtifact".into(),
+            "no artifact available for include 'lib'".into()
+        ))
+    );
+
+    // The include gets an artifact: the includer follows without being asked.
+    api.patch(
+        "lib",
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({"spec": {"ref": {"branch": "main"}}})),
+    )
+    .await
+    .unwrap();
+    let o = wait_for(&api, "app", "Ready=True", is_ready_true).await;
+    assert!(condition(&o, "IncludeUnavailable").is_none());
+    assert_eq!(
+        artifact_files(&o),
+        [
+            ("app.yaml".to_string(), "app".to_string()),
+            ("lib/lib.yaml".into(), "lib v1".into()),
+            ("lib/sub/x.yaml".into(), "x v1".into()),
+            ("vendor/sub/x.yaml".into(), "x v1".into()),
+        ]
+    );
+    let st = o.status.as_ref().unwrap();
+    let included = st.included_artifacts.as_ref().unwrap();
+    assert_eq!(included.len(), 2);
+    assert!(
+        included
+            .iter()
+            .all(|a| a.revision == format!("main@sha1:{l1}"))
+    );
+    let lib_obj = api.get("lib").await.unwrap();
+    assert_eq!(
+        included[0].digest,
+        lib_obj.status.unwrap().artifact.unwrap().digest
+    );
+    let first = st.artifact.clone().unwrap();
+
+    // A new commit in the included repository makes a new artifact of the includer.
+    let l2 = lib.commit(&[("lib.yaml", "lib v2")], "lib two");
+    request_reconcile(&api, "lib", "l2").await;
+    let o = wait_for(&api, "app", "new include", |o| {
+        is_ready_true(o)
+            && o.status
+                .as_ref()
+                .and_then(|s| s.included_artifacts.as_ref())
+                .is_some_and(|i| i[0].revision == format!("main@sha1:{l2}"))
+    })
+    .await;
+    let art = o.status.as_ref().unwrap().artifact.clone().unwrap();
+    assert_eq!(art.revision, first.revision, "same commit of the includer");
+    assert_ne!(art.digest, first.digest, "new content");
+    assert!(artifact_files(&o).contains(&("lib/lib.yaml".to_string(), "lib v2".to_string())));
+    assert_ne!(
+        o.status
+            .as_ref()
+            .unwrap()
+            .last_handled_reconcile_at
+            .as_deref(),
+        Some("l2"),
+        "the includer was not asked, the watch brought it"
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki { dir };
+        pki.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ferroflux test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        pki.leaf(
+            "server",
+            "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        );
+        pki.leaf("client", "flux", "extendedKeyUsage=clientAuth\n");
+        pki
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .current_dir(self.dir.path())
+            .args(args)
+            .output()
+            .expect("openssl is required");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn leaf(&self, name: &str, cn: &str, ext: &str) {
+        let ext_file = format!("{name}.ext");
+        std::fs::write(
+            self.dir.path().join(&ext_file),
+            format!("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n{ext}"),
+        )
+        .unwrap();
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={cn}"),
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext_file,
+        ]);
+    }
+
+    fn pem(&self, file: &str) -> String {
+        std::fs::read_to_string(self.path(file)).unwrap()
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn https_bearer_token_custom_ca_and_client_certificate() {
+    let (client, ns, api) = setup("git-https").await;
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let repo = Repo::new(root.path(), "r.git");
+    let c1 = repo.commit(&[("a.yaml", "over https")], "a");
+    let tls = TlsOptions {
+        cert_pem: pki.pem("server.crt").into_bytes(),
+        key_pem: pki.pem("server.key").into_bytes(),
+        client_ca_pem: None,
+    };
+    let bearer = GitHttpServer::start_with(
+        root.path(),
+        ServerOptions {
+            bearer_token: Some("t0ken".into()),
+            tls: Some(tls.clone()),
+            ..Default::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .expect("start the https git server");
+    assert!(bearer.base_url.starts_with("https://"));
+    let mtls = GitHttpServer::start_with(
+        root.path(),
+        ServerOptions {
+            tls: Some(TlsOptions {
+                client_ca_pem: Some(pki.pem("ca.crt").into_bytes()),
+                ..tls
+            }),
+            ..Default::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .expect("start the mTLS git server");
+
+    let ca = pki.pem("ca.crt");
+    let secrets = [
+        (
+            "ca-bearer",
+            serde_json::json!({"ca.crt": ca, "bearerToken": "t0ken"}),
+        ),
+        ("no-ca", serde_json::json!({"bearerToken": "t0ken"})),
+        (
+            "bad-token",
+            serde_json::json!({"ca.crt": ca, "bearerToken": "wrong"}),
+        ),
+        (
+            "client-cert",
+            serde_json::json!({"ca.crt": ca, "tls.crt": pki.pem("client.crt"), "tls.key": pki.pem("client.key")}),
+        ),
+        ("no-client-cert", serde_json::json!({"ca.crt": ca})),
+        (
+            "half-pair",
+            serde_json::json!({"ca.crt": ca, "tls.crt": pki.pem("client.crt")}),
+        ),
+    ];
+    for (name, data) in &secrets {
+        secret(&client, &ns, name, data.clone()).await;
+    }
+    let _ctl = Controller::start(client.clone(), &ns, &[]).await;
+    let main = serde_json::json!({"branch": "main"});
+    for (name, server) in [
+        ("ca-bearer", &bearer),
+        ("no-ca", &bearer),
+        ("bad-token", &bearer),
+        ("client-cert", &mtls),
+        ("no-client-cert", &mtls),
+        ("half-pair", &mtls),
+    ] {
+        create(
+            &api,
+            &gitrepo(name, &server.url("r"), main.clone(), Some(name)),
+        )
+        .await;
+    }
+
+    for name in ["ca-bearer", "client-cert"] {
+        let o = wait_for(&api, name, "Ready=True", is_ready_true).await;
+        assert_eq!(revision(&o), format!("main@sha1:{c1}"), "{name}");
+        assert!(
+            artifact_files(&o).contains(&("a.yaml".to_string(), "over https".to_string())),
+            "{name}"
+        );
+    }
+
+    let failed = |name: &'static str| {
+        let api = api.clone();
+        async move {
+            let o = wait_for(&api, name, "Ready=False", is_ready_false).await;
+            assert_eq!(condition(&o, "FetchFailed").unwrap().0, "True", "{name}");
+            assert!(o.status.as_ref().unwrap().artifact.is_none(), "{name}");
+            ready(&o).unwrap()
+        }
+    };
+    // The server's certificate is signed by a CA the client was not given.
+    let (_, reason, message) = failed("no-ca").await;
+    assert_eq!(reason, "GitOperationFailed", "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "failed to checkout and determine revision: unable to fetch from '{}'",
+            bearer.url("r")
+        )),
+        "{message}"
+    );
+    assert!(message.contains("certificate"), "{message}");
+    assert!(message.contains("UnknownIssuer"), "{message}");
+    // A wrong token is refused by the server.
+    let (_, reason, message) = failed("bad-token").await;
+    assert_eq!(reason, "GitOperationFailed", "{message}");
+    assert!(
+        message.contains("credentials rejected by the remote (check spec.secretRef)"),
+        "{message}"
+    );
+    // No client certificate: the TLS handshake is refused.
+    let (_, reason, message) = failed("no-client-cert").await;
+    assert_eq!(reason, "GitOperationFailed", "{message}");
+    assert!(message.contains(&mtls.url("r")), "{message}");
+    // A certificate without its key cannot be used at all.
+    let (_, reason, message) = failed("half-pair").await;
+    assert_eq!(reason, "AuthenticationFailed", "{message}");
+    assert_eq!(
+        message,
+        format!("invalid secret '{ns}/half-pair': 'tls.crt' and 'tls.key' must both be set")
+    );
+}
