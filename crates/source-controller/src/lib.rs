@@ -64,16 +64,32 @@ pub struct Args {
     pub requeue_dependency: Duration,
 }
 
-/// GitRepositories in `store` that include `namespace/name`.
-pub fn includers(
-    store: &Store<GitRepository>,
-    namespace: &str,
-    name: &str,
-) -> Vec<ObjectRef<GitRepository>> {
-    store
-        .state()
-        .iter()
-        .filter(|o| o.namespace().as_deref() == Some(namespace))
+/// Names of the GitRepositories among `objs` (all in one namespace) that include `name`,
+/// leaving out those that `name` itself includes, directly or not: in a cycle of includes
+/// each new artifact would make the next one forever. Those follow at their interval.
+pub fn includers_of(objs: &[&GitRepository], name: &str) -> Vec<String> {
+    let includes = |n: &str| -> Vec<String> {
+        objs.iter()
+            .find(|o| o.name_any() == n)
+            .map(|o| {
+                o.spec
+                    .include
+                    .iter()
+                    .flatten()
+                    .map(|i| i.repository.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Everything `name` includes, transitively.
+    let mut below = std::collections::BTreeSet::new();
+    let mut todo = includes(name);
+    while let Some(n) = todo.pop() {
+        if below.insert(n.clone()) {
+            todo.extend(includes(&n));
+        }
+    }
+    objs.iter()
         .filter(|o| {
             o.spec
                 .include
@@ -81,7 +97,26 @@ pub fn includers(
                 .flatten()
                 .any(|i| i.repository.name == name)
         })
-        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .map(|o| o.name_any())
+        .filter(|n| n != name && !below.contains(n))
+        .collect()
+}
+
+/// GitRepositories in `store` that include `namespace/name` (see [`includers_of`]).
+pub fn includers(
+    store: &Store<GitRepository>,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<GitRepository>> {
+    let state = store.state();
+    let same_ns: Vec<&GitRepository> = state
+        .iter()
+        .filter(|o| o.namespace().as_deref() == Some(namespace))
+        .map(|o| o.as_ref())
+        .collect();
+    includers_of(&same_ns, name)
+        .into_iter()
+        .map(|n| ObjectRef::new(&n).within(namespace))
         .collect()
 }
 
@@ -194,6 +229,36 @@ pub async fn run(args: Args, manager: Manager, signals: bool) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn repo(name: &str, includes: &[&str]) -> GitRepository {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"url": "http://x/r.git", "interval": "1m",
+                     "include": includes.iter().map(|i| serde_json::json!({"repository": {"name": i}})).collect::<Vec<_>>()},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn includers_skip_cycles() {
+        let objs = [
+            repo("app", &["lib", "tools"]),
+            repo("lib", &[]),
+            repo("tools", &["lib"]),
+            repo("a", &["b"]),
+            repo("b", &["c"]),
+            repo("c", &["a"]),
+            repo("self", &["self"]),
+        ];
+        let refs: Vec<&GitRepository> = objs.iter().collect();
+        assert_eq!(includers_of(&refs, "lib"), ["app", "tools"]);
+        assert_eq!(includers_of(&refs, "tools"), ["app"]);
+        assert!(includers_of(&refs, "app").is_empty());
+        // a -> b -> c -> a: no trigger closes the loop.
+        assert!(includers_of(&refs, "a").is_empty());
+        assert!(includers_of(&refs, "self").is_empty());
+    }
 
     #[test]
     fn adv_addr() {
