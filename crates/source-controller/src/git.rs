@@ -197,6 +197,12 @@ fn classify(context: &str, display: String, debug: String) -> GitError {
             "{context}: host key verification failed: the server's key is not in the secret's known_hosts: {display}"
         ));
     }
+    if hay.contains("no credentials were returned") {
+        // gix's words when the server answered 401 and we had nothing (more) to offer.
+        return GitError::Auth(format!(
+            "{context}: authentication required or credentials rejected by the remote (check spec.secretRef): the server answered 401 Unauthorized"
+        ));
+    }
     if hay.contains("authentication")
         || hay.contains("permission denied")
         || hay.contains("no credentials were returned")

@@ -805,9 +805,12 @@ async fn https_bearer_token_custom_ca_and_client_certificate() {
     // A wrong token is refused by the server.
     let (_, reason, message) = failed("bad-token").await;
     assert_eq!(reason, "GitOperationFailed", "{message}");
-    assert!(
-        message.contains("credentials rejected by the remote (check spec.secretRef)"),
-        "{message}"
+    assert_eq!(
+        message,
+        format!(
+            "failed to checkout and determine revision: unable to fetch from '{}': authentication required or credentials rejected by the remote (check spec.secretRef): the server answered 401 Unauthorized",
+            bearer.url("r")
+        )
     );
     // No client certificate: the TLS handshake is refused.
     let (_, reason, message) = failed("no-client-cert").await;
