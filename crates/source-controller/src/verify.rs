@@ -88,6 +88,15 @@ pub fn verify_object(what: &str, obj: &SignedObject, keys: &TrustedKeys) -> Resu
     }
 }
 
+/// Whether the key carries a valid revocation signature made by itself. A revoked key
+/// verifies nothing (as in go-crypto, which Flux uses).
+fn revoked(key: &SignedPublicKey) -> bool {
+    key.details
+        .revocation_signatures
+        .iter()
+        .any(|s| s.verify_key(&key.primary_key).is_ok())
+}
+
 fn key_id_hex(id: &pgp::types::KeyId) -> String {
     id.as_ref().iter().map(|b| format!("{b:02X}")).collect()
 }
@@ -127,6 +136,9 @@ pub fn verify_pgp(
                 }
             };
             attempted = true;
+            if revoked(&key) {
+                continue;
+            }
             if sig.verify(&key.primary_key, payload).is_ok() {
                 return Ok(key_id_hex(&key.primary_key.legacy_key_id()));
             }

@@ -142,6 +142,22 @@ impl Gpg {
         self.run(&["--armor", "--export", fpr])
     }
 
+    /// Revokes the key with the revocation certificate gpg made when it generated it.
+    fn revoke(&self, fpr: &str) {
+        let cert = self
+            .home
+            .path()
+            .join("openpgp-revocs.d")
+            .join(format!("{fpr}.rev"));
+        // gpg guards the certificate with a leading ':' on its armor line.
+        let text = std::fs::read_to_string(&cert)
+            .unwrap()
+            .replace(":-----BEGIN", "-----BEGIN");
+        let armored = self.home.path().join("revoke.asc");
+        std::fs::write(&armored, text).unwrap();
+        self.run(&["--import", armored.to_str().unwrap()]);
+    }
+
     /// git with this GnuPG home and a fixed identity.
     fn git(&self, dir: &Path, args: &[&str]) -> String {
         let out = std::process::Command::new("git")
@@ -241,6 +257,30 @@ async fn verify_signed_commits_and_tags_and_reject_others() {
     let cu = gpg.commit(&unsigned, None, &[("a.yaml", "u")], "unsigned");
     let other = Repo::new(root.path(), "other.git");
     let co = gpg.commit(&other, Some(&stranger), &[("a.yaml", "o")], "by a stranger");
+    // Signed while valid, revoked since: the exported key carries the revocation.
+    let revoked = gpg.gen_key("Revoked <revoked@example.com>");
+    let by_revoked = Repo::new(root.path(), "revoked.git");
+    let cr = gpg.commit(
+        &by_revoked,
+        Some(&revoked),
+        &[("a.yaml", "r")],
+        "by a revoked key",
+    );
+    secret(
+        &client,
+        &ns,
+        "before-revocation",
+        serde_json::json!({"key.asc": gpg.export(&revoked)}),
+    )
+    .await;
+    gpg.revoke(&revoked);
+    secret(
+        &client,
+        &ns,
+        "revoked-keys",
+        serde_json::json!({"revoked.asc": gpg.export(&revoked)}),
+    )
+    .await;
 
     let server = GitHttpServer::start(root.path(), None)
         .await
@@ -293,6 +333,18 @@ async fn verify_signed_commits_and_tags_and_reject_others() {
         ),
         ("stranger", server.url("other"), main.clone(), verify(None)),
         (
+            "revoked",
+            server.url("revoked"),
+            main.clone(),
+            serde_json::json!({"verify": {"secretRef": {"name": "revoked-keys"}}}),
+        ),
+        (
+            "before-revocation",
+            server.url("revoked"),
+            main.clone(),
+            serde_json::json!({"verify": {"secretRef": {"name": "before-revocation"}}}),
+        ),
+        (
             "later",
             server.url("other"),
             main.clone(),
@@ -325,6 +377,15 @@ async fn verify_signed_commits_and_tags_and_reject_others() {
             Some("HEAD")
         );
     }
+    // The revoked key's commit verifies with the key as exported before the revocation.
+    let o = wait_for(&api, "before-revocation", "Ready=True", is_ready_true).await;
+    assert_eq!(
+        condition(&o, "SourceVerified").unwrap().2,
+        format!(
+            "verified signature of\n\t- commit '{cr}' with key '{}'",
+            key_id(&revoked)
+        )
+    );
     // Signed tag and commit.
     let o = wait_for(&api, "tag-and-head", "Ready=True", is_ready_true).await;
     assert_eq!(revision(&o), format!("v1.0.0@sha1:{c1}"));
@@ -367,6 +428,13 @@ async fn verify_signed_commits_and_tags_and_reject_others() {
             "InvalidCommitSignature",
             format!(
                 "signature verification of commit '{co}' failed: unable to verify Git commit: unable to verify payload with any of the given key rings: no matching key"
+            ),
+        ),
+        (
+            "revoked",
+            "InvalidCommitSignature",
+            format!(
+                "signature verification of commit '{cr}' failed: unable to verify Git commit: unable to verify payload with any of the given key rings: no matching key"
             ),
         ),
     ];
