@@ -260,7 +260,7 @@ fn parse_version(git_version: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
-fn deployment_ready(d: &Deployment) -> bool {
+pub(crate) fn deployment_ready(d: &Deployment) -> bool {
     let generation = d.metadata.generation.unwrap_or(0);
     let Some(status) = &d.status else {
         return false;

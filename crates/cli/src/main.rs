@@ -1,5 +1,6 @@
 //! `ferroflux`: the command line. Thin: each verb group lives in its own module.
 
+mod bootstrap;
 mod build;
 mod cluster;
 mod create;
@@ -35,6 +36,11 @@ enum Command {
     },
     /// Print the version of the client and of the ferroflux installed in the cluster.
     Version(install::VersionArgs),
+    /// Deploy Flux on a cluster the GitOps way: push the manifests to Git, then sync from it.
+    Bootstrap {
+        #[command(subcommand)]
+        target: bootstrap::BootstrapTarget,
+    },
     /// Check requirements and installation.
     Check(install::CheckArgs),
     /// Install or upgrade ferroflux (CRDs and controllers) in the flux-system namespace.
@@ -104,6 +110,7 @@ async fn main() -> std::process::ExitCode {
             .await
             .map(|()| std::process::ExitCode::SUCCESS),
         Command::Version(args) => install::version(&g, args).await,
+        Command::Bootstrap { target } => bootstrap::run(&g, target).await,
         Command::Check(args) => install::check(&g, args).await,
         Command::Install(args) => install::install(&g, args).await,
         Command::Uninstall(args) => install::uninstall(&g, args).await,

@@ -582,7 +582,7 @@ async fn ssh_secret(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ssh_keys_known_hosts_and_failures() {
-    use support::git_ssh::GitSshServer;
+    use ferroflux_testenv::git_ssh::GitSshServer;
     assert!(
         GitSshServer::available(),
         "openssh-server is required: apt-get install openssh-server"

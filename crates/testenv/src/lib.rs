@@ -10,6 +10,7 @@
 mod cluster;
 mod crds;
 pub mod git;
+pub mod git_ssh;
 mod watchdog;
 pub use watchdog::spawn_supervised;
 

@@ -2,7 +2,6 @@
 //! started in-process on the shared control plane, and polling helpers.
 #![allow(dead_code)]
 
-pub mod git_ssh;
 pub mod sink;
 
 use std::path::{Path, PathBuf};

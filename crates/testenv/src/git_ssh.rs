@@ -1,10 +1,13 @@
 //! A git server over SSH for tests: Debian's openssh-server on a free 127.0.0.1 port with
-//! generated host and client keys, serving repositories by absolute path.
+//! generated host and client keys, serving repositories by absolute path. The keys and
+//! `authorized_keys` live in [`GitSshServer::dir`]; sshd reads `authorized_keys` at every
+//! login, so a test may append keys to it while the server runs.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+/// sshd serving git over SSH on 127.0.0.1; stopped when dropped.
 pub struct GitSshServer {
     pub port: u16,
     pub dir: tempfile::TempDir,
@@ -23,6 +26,13 @@ impl Drop for GitSshServer {
     }
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 fn keygen(path: &Path, pass: &str) {
     let st = std::process::Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", pass, "-C", "test", "-f"])
@@ -32,6 +42,7 @@ fn keygen(path: &Path, pass: &str) {
     assert!(st.success());
 }
 
+/// The login user of the SSH URLs (the user running the tests).
 pub fn user() -> String {
     std::env::var("USER")
         .ok()
@@ -40,10 +51,13 @@ pub fn user() -> String {
 }
 
 impl GitSshServer {
+    /// Whether Debian's openssh-server is installed.
     pub fn available() -> bool {
         Path::new("/usr/sbin/sshd").exists()
     }
 
+    /// Starts sshd with fresh host and client keys (`client`, `enc` with passphrase
+    /// `s3cret`, and `other`, which is not authorized).
     pub async fn start() -> GitSshServer {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -58,7 +72,7 @@ impl GitSshServer {
         let mut auth = std::fs::read_to_string(d.join("client.pub")).unwrap();
         auth.push_str(&std::fs::read_to_string(d.join("enc.pub")).unwrap());
         std::fs::write(d.join("authorized_keys"), auth).unwrap();
-        let port = super::free_port();
+        let port = free_port();
         let cfg = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {h}\nAuthorizedKeysFile {a}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\nPidFile {p}\nLogLevel ERROR\n",
             h = d.join("host").display(),
