@@ -34,9 +34,58 @@ pub struct Args {
     /// Poll interval of health checks.
     #[arg(long, default_value = "5s", value_parser = ferroflux_runtime::flags::parse_duration, hide = true)]
     health_check_interval: Duration,
+    /// Feature gates, `Name=true|false,...`: `CancelHealthCheckOnNewRevision`,
+    /// `AdditiveCELDependencyCheck` (both off by default, as in Flux). Flux's other gates
+    /// are accepted and ignored.
+    #[arg(long, default_value = "", value_parser = parse_feature_gates)]
+    feature_gates: FeatureGates,
     /// Where artifacts are extracted.
     #[arg(long, env = "TMPDIR", default_value = "/tmp")]
     tmp_dir: std::path::PathBuf,
+}
+
+/// The feature gates this controller honours.
+#[derive(Clone, Debug, Default)]
+pub struct FeatureGates {
+    /// `CancelHealthCheckOnNewRevision`.
+    pub cancel_health_check_on_new_revision: bool,
+    /// `AdditiveCELDependencyCheck`.
+    pub additive_cel_dependency_check: bool,
+}
+
+/// Flux's kustomize-controller gates that have no effect here.
+const IGNORED_GATES: &[&str] = &[
+    "CacheSecretsAndConfigMaps",
+    "DisableStatusPollerCache",
+    "DisableFailFastBehavior",
+    "StrictPostBuildSubstitutions",
+    "GroupChangeLog",
+    "ExternalArtifact",
+    "DisableConfigWatchers",
+    "DirectSourceFetch",
+    "MigrateAPIVersion",
+    "ObjectLevelWorkloadIdentity",
+];
+
+/// Parses `--feature-gates`; an unknown gate is an error, as in Flux.
+pub fn parse_feature_gates(s: &str) -> Result<FeatureGates, String> {
+    let mut gates = FeatureGates::default();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, value) = item
+            .split_once('=')
+            .ok_or_else(|| format!("missing bool value for {item}"))?;
+        let value: bool = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid value of {name}={value}, err: invalid bool"))?;
+        match name.trim() {
+            "CancelHealthCheckOnNewRevision" => gates.cancel_health_check_on_new_revision = value,
+            "AdditiveCELDependencyCheck" => gates.additive_cel_dependency_check = value,
+            other if IGNORED_GATES.contains(&other) => {}
+            other => return Err(format!("unrecognized feature gate: {other}")),
+        }
+    }
+    Ok(gates)
 }
 
 /// Runs kustomize-controller with parsed flags until SIGTERM.
@@ -64,6 +113,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             default_service_account: args.default_service_account.clone(),
             concurrent_ssa: args.concurrent_ssa,
             health_check_interval: args.health_check_interval,
+            additive_cel_dependency_check: args.feature_gates.additive_cel_dependency_check,
+            cancel_health_check_on_new_revision: args
+                .feature_gates
+                .cancel_health_check_on_new_revision,
         },
         cache: ArtifactCache::new(Fetcher::new(fetch_options), args.tmp_dir.clone()),
         base_config: config,

@@ -1,5 +1,6 @@
 //! Whether a Kustomization's dependencies are ready (Flux's `checkDependencies`, the
-//! built-in check; `readyExpr` CEL is not evaluated yet and is reported as such).
+//! built-in check). A `readyExpr` (CEL over `self` and `dep`) replaces this check unless
+//! the `AdditiveCELDependencyCheck` gate is on; it is evaluated in `reconcile`.
 
 use ferroflux_api::kustomization::Kustomization;
 use ferroflux_api::meta::{condition_types, is_condition_true};

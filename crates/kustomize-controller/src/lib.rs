@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod dependency;
 pub mod envsubst;
 pub mod generator;
+pub mod health;
 pub mod history;
 pub mod postbuild;
 pub mod reconcile;

@@ -27,7 +27,9 @@ use sha2::{Digest, Sha256};
 use crate::build::build;
 use crate::cache::ArtifactCache;
 use crate::dependency;
+use crate::health::{self, CelPoller};
 use crate::history;
+use ferroflux_cel::HealthCheckReader;
 
 /// Settings of the reconciler (flags of the binary).
 #[derive(Clone, Debug)]
@@ -42,6 +44,12 @@ pub struct Options {
     pub concurrent_ssa: usize,
     /// Poll interval of health checks (Flux: 5s).
     pub health_check_interval: Duration,
+    /// Feature gate `AdditiveCELDependencyCheck`: `readyExpr` is checked in addition to
+    /// the built-in readiness check instead of replacing it.
+    pub additive_cel_dependency_check: bool,
+    /// Feature gate `CancelHealthCheckOnNewRevision`: a new reconcile request or source
+    /// revision cancels running health checks (`HealthCheckCanceled`).
+    pub cancel_health_check_on_new_revision: bool,
 }
 
 impl Default for Options {
@@ -52,6 +60,8 @@ impl Default for Options {
             default_service_account: None,
             concurrent_ssa: 4,
             health_check_interval: Duration::from_secs(5),
+            additive_cel_dependency_check: false,
+            cancel_health_check_on_new_revision: false,
         }
     }
 }
@@ -64,6 +74,27 @@ pub struct KustomizationReconciler {
     pub cache: ArtifactCache,
     /// The controller's own client configuration, the base of impersonating clients.
     pub base_config: kube::Config,
+}
+
+/// Flux's prefix of configuration errors that stall the object (`TerminalErrorMessage`).
+const TERMINAL_ERROR_MESSAGE: &str = "Reconciliation failed terminally due to configuration error";
+
+/// Parses `spec.healthCheckExprs` (Flux does this before anything else).
+fn health_check_reader(obj: &Kustomization) -> Result<HealthCheckReader, String> {
+    let checks: Vec<ferroflux_cel::CustomHealthCheck> = obj
+        .spec
+        .health_check_exprs
+        .iter()
+        .flatten()
+        .map(|c| ferroflux_cel::CustomHealthCheck {
+            api_version: c.api_version.clone(),
+            kind: c.kind.clone(),
+            current: c.current.clone(),
+            in_progress: c.in_progress.clone(),
+            failed: c.failed.clone(),
+        })
+        .collect();
+    HealthCheckReader::new(&checks)
 }
 
 /// How a reconcile ended, before status is written.
@@ -353,21 +384,11 @@ impl KustomizationReconciler {
         revision: &str,
     ) -> Result<(), Failure> {
         let ns = obj.namespace().unwrap_or_default();
+        // `self` of readyExpr: this Kustomization as read at the start of the reconcile.
+        let mut self_json: Option<serde_json::Value> = None;
         for dep in obj.spec.depends_on.iter().flatten() {
             let dep_ns = dep.namespace.clone().unwrap_or_else(|| ns.clone());
             let id = format!("{dep_ns}/{}", dep.name);
-            if dep.ready_expr.is_some() {
-                return Err(Failure {
-                    stalled: true,
-                    ..Failure::new(
-                        reasons::FEATURE_GATE_DISABLED,
-                        format!(
-                            "dependency '{id}': readyExpr (CEL) is not supported yet; remove it to use the built-in readiness check"
-                        ),
-                        obj.spec.retry_interval(),
-                    )
-                });
-            }
             let found = Api::<Kustomization>::namespaced(ctx.client.clone(), &dep_ns)
                 .get_opt(&dep.name)
                 .await
@@ -378,6 +399,55 @@ impl KustomizationReconciler {
                         self.options.requeue_dependency,
                     )
                 })?;
+            let not_ready = |message: String| {
+                Failure::new(
+                    reasons::DEPENDENCY_NOT_READY,
+                    message,
+                    self.options.requeue_dependency,
+                )
+            };
+            let ready_expr = dep.ready_expr.as_deref().filter(|e| !e.is_empty());
+            if let Some(source) = ready_expr {
+                let Some(found) = found.as_ref() else {
+                    return Err(not_ready(
+                        dependency::NotReady::NotFound(id.clone()).to_string(),
+                    ));
+                };
+                let expression = ferroflux_cel::Expression::compile_bool(source, &["self", "dep"])
+                    .map_err(|e| Failure {
+                        stalled: true,
+                        ..Failure::new(
+                            reasons::INVALID_CEL_EXPRESSION,
+                            format!(
+                                "{TERMINAL_ERROR_MESSAGE}: failed to evaluate dependency {}: {e}",
+                                dep.name
+                            ),
+                            obj.spec.interval(),
+                        )
+                    })?;
+                let me = match &self_json {
+                    Some(v) => v,
+                    None => self_json.insert(serde_json::to_value(obj).map_err(|e| {
+                        not_ready(format!(
+                            "failed to convert Kustomization to unstructured: {e}"
+                        ))
+                    })?),
+                };
+                let dep_json = serde_json::to_value(found)
+                    .map_err(|e| not_ready(format!("failed to convert dep object to map: {e}")))?;
+                let ready = expression
+                    .evaluate_bool([("self", me), ("dep", &dep_json)])
+                    .map_err(not_ready)?;
+                if !ready {
+                    return Err(not_ready(format!(
+                        "dependency '{id}' is not ready according to readyExpr eval"
+                    )));
+                }
+                // The expression replaces the built-in check unless the gate adds it.
+                if !self.options.additive_cel_dependency_check {
+                    continue;
+                }
+            }
             let same_source = found.as_ref().is_some_and(|d| {
                 d.spec.source_ref.kind == obj.spec.source_ref.kind
                     && d.spec.source_ref.name == obj.spec.source_ref.name
@@ -537,7 +607,7 @@ impl KustomizationReconciler {
         ctx: &Context,
         artifact: &Artifact,
         status: &mut KustomizationStatus,
-    ) -> Result<(ChangeSet, String, ResourceManager), Failure> {
+    ) -> Result<(ChangeSet, String, ResourceManager, kube::Client), Failure> {
         let retry = obj.spec.retry_interval();
         let revision = artifact.revision.clone();
         let fetched = self
@@ -596,7 +666,7 @@ impl KustomizationReconciler {
         }
 
         let client = self.target_client(obj, ctx).await?;
-        let manager = manager_for(obj, client, &ctx.controller);
+        let manager = manager_for(obj, client.clone(), &ctx.controller);
         let old_inventory = status.inventory.clone().unwrap_or_default();
 
         // Safety: a source that suddenly builds to nothing must not wipe the cluster.
@@ -662,13 +732,55 @@ impl KustomizationReconciler {
             }
         }
         status.inventory = Some(new_inventory);
-        Ok((changes, digest, manager))
+        Ok((changes, digest, manager, client))
     }
 
+    /// Resolves when a new reconcile of `obj` has been asked for while it is being
+    /// reconciled: its `requestedAt` annotation or generation changed
+    /// (`Kustomization/<ns>/<name>`), or its source has an artifact other than `revision`
+    /// (`<Kind>/<ns>/<name>`). Polled at the health check interval.
+    async fn new_reconcile_request(
+        &self,
+        obj: &Kustomization,
+        ctx: &Context,
+        revision: &str,
+    ) -> String {
+        let ns = obj.namespace().unwrap_or_default();
+        let source = &obj.spec.source_ref;
+        let source_ns = source.namespace.clone().unwrap_or_else(|| ns.clone());
+        let kind = source.kind.as_str();
+        let sources: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &source_ns, &source_resource(kind));
+        let kustomizations = Api::<Kustomization>::namespaced(ctx.client.clone(), &ns);
+        let requested = obj.annotations().get(RECONCILE_REQUEST_ANNOTATION).cloned();
+        loop {
+            tokio::time::sleep(self.options.health_check_interval).await;
+            if let Ok(Some(now)) = kustomizations.get_opt(&obj.name_any()).await
+                && (now.metadata.generation != obj.metadata.generation
+                    || now.annotations().get(RECONCILE_REQUEST_ANNOTATION) != requested.as_ref())
+            {
+                return format!("Kustomization/{ns}/{}", obj.name_any());
+            }
+            if let Ok(Some(found)) = sources.get_opt(&source.name).await
+                && let Some(latest) = found
+                    .data
+                    .pointer("/status/artifact/revision")
+                    .and_then(|r| r.as_str())
+                && latest != revision
+            {
+                return format!("{kind}/{source_ns}/{}", source.name);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn check_health(
         &self,
         obj: &Kustomization,
+        ctx: &Context,
         manager: &ResourceManager,
+        client: kube::Client,
+        exprs: &HealthCheckReader,
         changes: &ChangeSet,
         revision: &str,
         status: &mut KustomizationStatus,
@@ -732,13 +844,38 @@ impl KustomizationReconciler {
             generation,
             now(),
         );
+        // Tell users before the (possibly long) wait, as Flux does.
+        let _ = ferroflux_runtime::status::patch_status(&ctx.client, obj, &ctx.controller, status)
+            .await;
+        let conds = status.conditions.get_or_insert_with(Vec::new);
         let started = Instant::now();
         let wait = WaitOptions {
             interval: self.options.health_check_interval,
             timeout,
             fail_fast: true,
         };
-        match manager.wait(&targets, &wait).await {
+        // Flux's Job reader precedes the CEL reader unless the poller is built for an
+        // impersonated or remote client.
+        let impersonating = obj.spec.kube_config.is_some()
+            || obj.spec.service_account_name.is_some()
+            || self.options.default_service_account.is_some();
+        let mut poller = CelPoller::new(client, exprs, impersonating);
+        let waited = health::wait(manager, &mut poller, &targets, &wait);
+        let result = if self.options.cancel_health_check_on_new_revision {
+            tokio::select! {
+                result = waited => result,
+                trigger = self.new_reconcile_request(obj, ctx, revision) => {
+                    return Err(Failure::new(
+                        reasons::HEALTH_CHECK_CANCELED,
+                        format!("New reconciliation triggered by {trigger}"),
+                        Duration::ZERO,
+                    ));
+                }
+            }
+        } else {
+            waited.await
+        };
+        match result {
             Ok(()) => {
                 let took = ferroflux_api::duration::format(Duration::from_millis(
                     started.elapsed().as_millis() as u64,
@@ -753,8 +890,7 @@ impl KustomizationReconciler {
                 );
                 Ok(())
             }
-            Err(e) => {
-                let message = e.to_string();
+            Err(message) => {
                 conditions::mark_false(
                     conds,
                     ct::HEALTHY,
@@ -784,6 +920,15 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
         let mut status = obj.status.clone().unwrap_or_default();
 
         let outcome: Result<(ChangeSet, String, Artifact), Failure> = async {
+            // Custom health checks are parsed first: a bad expression stalls the object.
+            let exprs = health_check_reader(&obj).map_err(|e| Failure {
+                stalled: true,
+                ..Failure::new(
+                    reasons::INVALID_CEL_EXPRESSION,
+                    format!("{TERMINAL_ERROR_MESSAGE}: {e}"),
+                    obj.spec.interval(),
+                )
+            })?;
             let (_, artifact) = self.source_artifact(&obj, &ctx).await?;
             self.check_dependencies(&obj, &ctx, &artifact.revision)
                 .await?;
@@ -823,7 +968,7 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
             }
             // `timeout` bounds fetching, building and applying; health checks have their own.
             let timeout = obj.spec.timeout();
-            let (changes, digest, manager) = tokio::time::timeout(
+            let (changes, digest, manager, client) = tokio::time::timeout(
                 timeout,
                 self.apply_revision(&obj, &ctx, &artifact, &mut status),
             )
@@ -838,8 +983,17 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
                     obj.spec.retry_interval(),
                 )
             })??;
-            self.check_health(&obj, &manager, &changes, &artifact.revision, &mut status)
-                .await?;
+            self.check_health(
+                &obj,
+                &ctx,
+                &manager,
+                client,
+                &exprs,
+                &changes,
+                &artifact.revision,
+                &mut status,
+            )
+            .await?;
             Ok((changes, digest, artifact))
         }
         .await;
@@ -943,6 +1097,7 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
                     metadata.insert("revision".to_string(), rev.clone());
                 }
                 let severity = if failure.reason == reasons::DEPENDENCY_NOT_READY
+                    || failure.reason == reasons::HEALTH_CHECK_CANCELED
                     || failure.reason == reasons::ARTIFACT_FAILED
                         && failure.requeue == self.options.requeue_dependency
                 {
@@ -950,14 +1105,18 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
                 } else {
                     Severity::Error
                 };
+                // Flux words the event of a cancelled health check differently.
+                let message = match failure
+                    .message
+                    .strip_prefix("New reconciliation triggered by ")
+                {
+                    Some(trigger) if failure.reason == reasons::HEALTH_CHECK_CANCELED => format!(
+                        "Health checks canceled due to new reconciliation triggered by {trigger}"
+                    ),
+                    _ => failure.message.clone(),
+                };
                 ctx.events
-                    .event(
-                        obj.as_ref(),
-                        severity,
-                        failure.reason,
-                        &failure.message,
-                        metadata,
-                    )
+                    .event(obj.as_ref(), severity, failure.reason, &message, metadata)
                     .await;
                 tracing::info!(namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any(), reason = failure.reason, error = %failure.message, "reconciliation failed");
                 Ok(requeue)

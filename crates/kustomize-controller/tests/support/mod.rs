@@ -127,6 +127,11 @@ pub struct ControllerProcess {
 
 impl ControllerProcess {
     pub fn start(cp: &ControlPlane, namespace: &str) -> ControllerProcess {
+        Self::start_with(cp, namespace, &[])
+    }
+
+    /// Starts the controller with `extra` flags after the default ones.
+    pub fn start_with(cp: &ControlPlane, namespace: &str, extra: &[&str]) -> ControllerProcess {
         let log = std::env::temp_dir().join(format!("kustomize-controller-{namespace}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_kustomize-controller"))
@@ -141,6 +146,7 @@ impl ControllerProcess {
                 "--log-encoding=console",
                 "--log-level=debug",
             ])
+            .args(extra)
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))
             .spawn()
