@@ -7,64 +7,19 @@
 //! Flux v2.9's published figures for N=1000: 4m13s and 223 MiB peak (kustomize-controller,
 //! 16-core runner). Not a test: nothing is asserted about time.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferroflux_e2e::{ControllerProcess, free_port};
 use ferroflux_testenv::ControlPlane;
 use ferroflux_testenv::git::{GitHttpServer, Repo};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::discovery::ApiResource;
 use serde_json::json;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(bin: &str, cp: &ControlPlane, ns: &str, args: &[String]) -> Proc {
-    let log = std::fs::File::create(std::env::temp_dir().join(format!(
-        "bench-{ns}-{}.log",
-        bin.rsplit('/').next().unwrap()
-    )))
-    .unwrap();
-    Proc(
-        Command::new(bin)
-            .env("KUBECONFIG", &cp.kubeconfig_path)
-            .env("RUNTIME_NAMESPACE", ns)
-            .args([
-                "--watch-all-namespaces=false".to_string(),
-                format!("--metrics-addr=127.0.0.1:{}", free_port()),
-                format!("--health-addr=127.0.0.1:{}", free_port()),
-                "--log-level=warn".to_string(),
-            ])
-            .args(args)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
+fn start(bin: &str, cp: &ControlPlane, ns: &str, args: &[String]) -> ControllerProcess {
+    let mut all = vec!["--log-level=warn".to_string()];
+    all.extend_from_slice(args);
+    ControllerProcess::start(bin, &cp.kubeconfig_path, ns, &all)
 }
 
 const APP: &str = r#"apiVersion: v1
@@ -195,8 +150,8 @@ async fn run(n: usize, concurrent: u16) {
         "N={n:>5} concurrent={concurrent}: all Ready in {:>6.1}s (creating them took {:.1}s); peak RSS kustomize-controller {:.1} MiB, source-controller {:.1} MiB; {:.1} Kustomizations/s",
         elapsed.as_secs_f64(),
         created.as_secs_f64(),
-        peak_rss_mib(kustomize.0.id()),
-        peak_rss_mib(source.0.id()),
+        kustomize.peak_rss_mib(),
+        source.peak_rss_mib(),
         n as f64 / elapsed.as_secs_f64()
     );
     drop(kustomize);

@@ -3,12 +3,13 @@
 //! the real `flux` CLI reading and driving what they do.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use ferroflux_api::kustomization::Kustomization;
 use ferroflux_api::source::GitRepository;
+use ferroflux_e2e::{ControllerProcess as Proc, free_port};
 use ferroflux_testenv::ControlPlane;
 use ferroflux_testenv::git::{GitHttpServer, Repo};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -16,58 +17,6 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A controller process, killed on drop; its log is kept for failure messages.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn start(bin: &str, cp: &ControlPlane, ns: &str, args: &[String]) -> Proc {
-        let log = std::env::temp_dir().join(format!(
-            "{}-{ns}.log",
-            bin.rsplit('/').next().unwrap_or("controller")
-        ));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin)
-            .env("KUBECONFIG", &cp.kubeconfig_path)
-            .env("RUNTIME_NAMESPACE", ns)
-            .args([
-                "--watch-all-namespaces=false".to_string(),
-                format!("--metrics-addr=127.0.0.1:{}", free_port()),
-                format!("--health-addr=127.0.0.1:{}", free_port()),
-                "--log-encoding=console".to_string(),
-            ])
-            .args(args)
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {bin}: {e}"));
-        Proc { child, log }
-    }
-
-    fn tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
 
 /// The real flux CLI, built from its Go module by tests/tools/build-flux.sh, or the reason
 /// it could not be built.
@@ -168,7 +117,7 @@ async fn a_commit_pushed_over_https_basic_auth_is_applied_and_the_flux_cli_works
     let storage_port = free_port();
     let source = Proc::start(
         env!("CARGO_BIN_EXE_e2e-source-controller"),
-        cp,
+        &cp.kubeconfig_path,
         &ns,
         &[
             format!("--storage-path={}", storage.path().display()),
@@ -178,7 +127,7 @@ async fn a_commit_pushed_over_https_basic_auth_is_applied_and_the_flux_cli_works
     );
     let kustomize = Proc::start(
         env!("CARGO_BIN_EXE_e2e-kustomize-controller"),
-        cp,
+        &cp.kubeconfig_path,
         &ns,
         &["--requeue-dependency=2s".to_string()],
     );
