@@ -461,6 +461,7 @@ impl GitRepositoryReconciler {
         let timeout = obj.spec.timeout();
         let cache_dir = self.cache_dir(obj);
         let interrupt = Arc::new(AtomicBool::new(false));
+        let fetch_started = std::time::Instant::now();
         let outcome = {
             let url2 = url.clone();
             let reference = reference.clone();
@@ -490,6 +491,11 @@ impl GitRepositoryReconciler {
                 }
             }
         };
+        tracing::debug!(
+            elapsed_ms = fetch_started.elapsed().as_millis() as u64,
+            ok = outcome.is_ok(),
+            "git fetch done"
+        );
         let outcome = outcome.map_err(|e| {
             // Flux reports every failed clone, rejected credentials included, as
             // GitOperationFailed; only an unusable secret is AuthenticationFailed.
@@ -661,6 +667,7 @@ impl GitRepositoryReconciler {
             .await
             .map_err(|e| storage_fail(reasons::ACQUIRE_LOCK_FAILED, e.to_string()))?;
         let res = tokio::task::spawn_blocking(move || -> Result<storage::Artifact, Failure> {
+            let started = std::time::Instant::now();
             git::checkout(&cache_dir, &commit, tmp.path(), &sparse).map_err(|e| Failure {
                 reason: reasons::GIT_OPERATION_FAILED,
                 message: format!("failed to checkout commit '{commit}': {e}"),
@@ -677,6 +684,11 @@ impl GitRepositoryReconciler {
                     }
                 })?;
             }
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "checkout done"
+            );
+            let started = std::time::Instant::now();
             let matcher =
                 ferroflux_artifact::ignore::git_source_matcher(tmp.path(), ignore.as_deref())
                     .map_err(|e| Failure {
@@ -699,6 +711,11 @@ impl GitRepositoryReconciler {
                     condition: ct::STORAGE_OPERATION_FAILED,
                     stalled: false,
                 })?;
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                size = art.size.unwrap_or_default(),
+                "archive done"
+            );
             Ok(art)
         })
         .await

@@ -165,7 +165,7 @@ fn start_source(cp: &ControlPlane, ns: &str, storage: &Path) -> ControllerProces
         &cp.kubeconfig_path,
         ns,
         &[
-            "--log-level=info".to_string(),
+            "--log-level=debug".to_string(),
             format!("--storage-path={}", storage.display()),
             format!("--storage-addr=127.0.0.1:{port}"),
             format!("--storage-adv-addr=127.0.0.1:{port}"),
