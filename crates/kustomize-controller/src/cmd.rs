@@ -20,7 +20,9 @@ pub struct Args {
     #[arg(long, default_value = "30s", value_parser = ferroflux_runtime::flags::parse_duration)]
     requeue_dependency: Duration,
     /// Refuse sourceRefs and dependencies in other namespaces.
-    #[arg(long, default_value_t = false)]
+    // A Go-style bool flag: `--no-cross-namespace-refs` and `--no-cross-namespace-refs=true`
+    // both work, as in Flux's manifests (multi-tenancy lockdown patches use the latter).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
     no_cross_namespace_refs: bool,
     /// Service account impersonated when a Kustomization names none.
     #[arg(long)]

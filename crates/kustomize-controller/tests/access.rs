@@ -300,3 +300,49 @@ async fn wait_for_termination_holds_the_kustomization_until_its_objects_are_gone
     }
     assert!(cms.get_opt("held").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn cross_namespace_sources_are_refused_only_with_no_cross_namespace_refs() {
+    let env = env("ks-xns").await;
+    let other = support::env("ks-xns-src").await;
+    let source = Source::new(&other, "repo").await;
+    let rev = source.publish(&[("app/a.yaml", &cm("a", "1"))]).await;
+    let ks = |name: &str| {
+        format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\nspec:\n  interval: 1h\n  retryInterval: 1h\n  path: ./app\n  prune: true\n  targetNamespace: {}\n  sourceRef:\n    kind: GitRepository\n    name: repo\n    namespace: {}\n",
+            env.ns, other.ns
+        )
+    };
+
+    // Allowed by default, as in Flux.
+    let open = ControllerProcess::start(env.cp, &env.ns);
+    let name = create_ks(&env, &ks("allowed")).await;
+    wait_ks(&env, &name, T, &open, |k| is_ready_at(k, &rev)).await;
+    drop(open);
+
+    // With --no-cross-namespace-refs the same reference is refused, and says why.
+    let locked =
+        ControllerProcess::start_with(env.cp, &env.ns, &["--no-cross-namespace-refs=true"]);
+    let name = create_ks(&env, &ks("refused")).await;
+    let refused = wait_ks(&env, &name, T, &locked, |k| {
+        ready(k).is_some_and(|r| r.0 == "False")
+    })
+    .await;
+    let (_, reason, message) = ready(&refused).unwrap();
+    assert_eq!(reason, "AccessDenied");
+    assert_eq!(
+        message,
+        format!(
+            "can't access 'GitRepository/{}/repo', cross-namespace references have been blocked",
+            other.ns
+        )
+    );
+    assert!(
+        refused
+            .status
+            .as_ref()
+            .and_then(|s| s.last_applied_revision.as_ref())
+            .is_none(),
+        "nothing is applied through a refused reference"
+    );
+}
