@@ -253,6 +253,20 @@ fn is_alnum(c: char) -> bool {
     c == '_' || c.is_alphanumeric()
 }
 
+/// The first "{{" at or after `from` (a byte search for '{', much faster than a substring
+/// search over long text runs).
+fn find_open(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < b.len() {
+        let j = i + b[i..].iter().position(|&c| c == b'{')?;
+        if b.get(j + 1) == Some(&b'{') {
+            return Some(j);
+        }
+        i = j + 1;
+    }
+    None
+}
+
 impl<'a> Lexer<'a> {
     fn lex(src: &'a str) -> Result<Vec<Token>, (usize, String)> {
         let mut l = Lexer {
@@ -265,7 +279,7 @@ impl<'a> Lexer<'a> {
         let mut trim_next = false;
         loop {
             let start = l.pos;
-            let next = src[start..].find("{{").map(|i| start + i);
+            let next = find_open(l.b, start);
             let end = next.unwrap_or(src.len());
             let mut text = &src[start..end];
             if trim_next {

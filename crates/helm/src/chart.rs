@@ -243,13 +243,13 @@ pub fn load_files(files: Vec<File>) -> Result<Chart, Error> {
         let name = f.name.clone();
         if name == "Chart.yaml" {
             has_chart_yaml = true;
-            let text = String::from_utf8_lossy(&f.data);
+            let text = crate::utf8_lossy(&f.data);
             let v = yaml::parse(&text, Numbers::Json)
                 .map_err(|e| Error::Load(format!("cannot load Chart.yaml: {e}")))?;
             c.metadata = v.as_map().map(|m| m.snapshot()).unwrap_or_default();
             c.chart_yaml = f.data;
         } else if name == "requirements.yaml" {
-            let text = String::from_utf8_lossy(&f.data);
+            let text = crate::utf8_lossy(&f.data);
             requirements = yaml::parse(&text, Numbers::Json).ok();
             c.files.push(f);
         } else if name == "Chart.lock" || name == "requirements.lock" {
@@ -258,7 +258,7 @@ pub fn load_files(files: Vec<File>) -> Result<Chart, Error> {
                 c.files.push(f);
             }
         } else if name == "values.yaml" {
-            let text = String::from_utf8_lossy(&f.data);
+            let text = crate::utf8_lossy(&f.data);
             let v = yaml::parse(&text, Numbers::Json)
                 .map_err(|e| Error::Load(format!("cannot load values.yaml: {e}")))?;
             c.values = match v {
@@ -466,6 +466,17 @@ pub fn glob_match(pat: &str, s: &str) -> bool {
             '\\' if p.len() > 1 => !s.is_empty() && s[0] == p[1] && m(&p[2..], &s[1..]),
             c => !s.is_empty() && s[0] == c && m(&p[1..], &s[1..]),
         }
+    }
+    // Fast paths for the common .helmignore shapes: a literal name, and "*" + literal
+    // suffix ("*" stops at '/').
+    let is_meta = |c: char| matches!(c, '*' | '?' | '[' | '\\');
+    if !pat.contains(is_meta) {
+        return pat == s;
+    }
+    if let Some(suffix) = pat.strip_prefix('*')
+        && !suffix.contains(is_meta)
+    {
+        return s.ends_with(suffix) && !s[..s.len() - suffix.len()].contains('/');
     }
     let p: Vec<char> = pat.chars().collect();
     let s: Vec<char> = s.chars().collect();

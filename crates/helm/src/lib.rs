@@ -130,6 +130,15 @@ fn validate_schemas(
     Ok(())
 }
 
+/// `String::from_utf8_lossy` with the fast validation of `str::from_utf8` first (chart files
+/// are nearly always valid UTF-8, and the lossy scan is several times slower).
+pub(crate) fn utf8_lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
+}
+
 /// Renders a chart like `helm install` does before applying: dependencies, kubeVersion,
 /// values and schema, templates, NOTES, hooks and manifests.
 pub fn render_chart(

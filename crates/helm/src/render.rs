@@ -251,7 +251,7 @@ impl Object for FilesObj {
                 Value::str(
                     self.0
                         .get(&p)
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .map(|b| crate::utf8_lossy(b).into_owned())
                         .unwrap_or_default(),
                 )
             }),
@@ -261,7 +261,7 @@ impl Object for FilesObj {
             "Lines" => arg().map(|p| match self.0.get(&p) {
                 None => Value::from(Vec::<Value>::new()),
                 Some(b) => {
-                    let s = String::from_utf8_lossy(b);
+                    let s = crate::utf8_lossy(b);
                     let s = s.strip_suffix('\n').unwrap_or(&s);
                     Value::from(s.split('\n').map(Value::str).collect::<Vec<_>>())
                 }
@@ -282,7 +282,7 @@ impl Object for FilesObj {
                     .map(|(k, v)| {
                         (
                             k.rsplit('/').next().unwrap_or(k).to_string(),
-                            Value::str(String::from_utf8_lossy(v)),
+                            Value::str(crate::utf8_lossy(v)),
                         )
                     })
                     .collect();
@@ -504,7 +504,7 @@ fn rec_all_tpls(
         templates.insert(
             format!("{me}/{}", t.name),
             Renderable {
-                text: String::from_utf8_lossy(&t.data).into_owned(),
+                text: crate::utf8_lossy(&t.data).into_owned(),
                 vals: next_v.clone(),
                 base_path: format!("{me}/templates"),
             },

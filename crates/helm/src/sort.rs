@@ -84,12 +84,36 @@ const EVENTS: &[&str] = &[
 
 /// SplitManifests: documents separated by `---` lines, trimmed, empty ones dropped.
 pub fn split_manifests(big: &str) -> Vec<String> {
-    static SEP: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"(?:^|\s*\n)---\s*").expect("static regex"));
-    SEP.split(big.trim())
+    split_on_separators(big.trim())
+        .into_iter()
         .filter(|d| !d.is_empty())
         .map(|d| d.trim().to_string())
         .collect()
+}
+
+/// `regexp.Split` by Helm's separator `(?:^|\s*\n)---\s*`, without compiling a regex at
+/// every start: a match is "---" at the very start, or a whitespace run ending in '\n'
+/// followed by "---"; either way with the whitespace after it.
+fn split_on_separators(text: &str) -> Vec<&str> {
+    let ws_after = |from: usize| from + (text[from..].len() - text[from..].trim_start().len());
+    let mut out = Vec::new();
+    let mut last = 0;
+    let mut pos = 0;
+    if text.starts_with("---") {
+        out.push(&text[..0]);
+        last = ws_after(3);
+        pos = last;
+    }
+    while let Some(off) = text[pos..].find("\n---") {
+        let j = pos + off;
+        // the whitespace run before the '\n' belongs to the separator (not before `pos`)
+        let i = pos + text[pos..j].trim_end().len();
+        out.push(&text[last..i]);
+        last = ws_after(j + 4);
+        pos = last;
+    }
+    out.push(&text[last..]);
+    out
 }
 
 fn kind_less(a: &str, b: &str) -> std::cmp::Ordering {
