@@ -555,6 +555,52 @@ fn cert_value(cert: String, key: String) -> Value {
     Value::Object(Arc::new(Certificate { cert, key }))
 }
 
+type MakeCert = Box<dyn FnOnce() -> Result<Certificate, String> + Send>;
+
+/// A `certificate` made on first use: charts often write `{{ $ca := genCA ... }}` before
+/// checking whether they need it, and a 2048-bit RSA key costs tens of milliseconds. What
+/// depends on the template (names, validity from the host clock) is fixed when it is
+/// called; only the key and the signature (random anyway) are deferred.
+struct LazyCertificate {
+    make: std::sync::Mutex<Option<MakeCert>>,
+    made: std::sync::OnceLock<Certificate>,
+}
+
+impl LazyCertificate {
+    fn get(&self) -> &Certificate {
+        self.made.get_or_init(|| {
+            let make = self.make.lock().ok().and_then(|mut m| m.take());
+            // Key generation and signing with a fresh key do not fail in practice; should
+            // they, the fields are empty rather than the process aborting.
+            match make.map(|f| f()) {
+                Some(Ok(c)) => c,
+                _ => Certificate {
+                    cert: String::new(),
+                    key: String::new(),
+                },
+            }
+        })
+    }
+}
+
+impl Object for LazyCertificate {
+    fn type_name(&self) -> String {
+        "sprig.certificate".into()
+    }
+    fn kind(&self) -> &'static str {
+        "struct"
+    }
+    fn field(&self, name: &str) -> Option<Value> {
+        self.get().field(name)
+    }
+    fn fmt_v(&self) -> String {
+        self.get().fmt_v()
+    }
+    fn to_data(&self) -> Value {
+        self.get().to_data()
+    }
+}
+
 /// The parts of a parsed (signer) certificate that signing with it needs.
 struct ParsedCert {
     subject: Vec<u8>,
@@ -847,23 +893,54 @@ fn cert_and_key(
     parent: Option<&ParsedCert>,
     signer: &PrivKey,
 ) -> Res {
+    let c = cert_and_key_parts(t, subject_key, parent, signer)?;
+    Ok(Value::Object(Arc::new(c)))
+}
+
+fn cert_and_key_parts(
+    t: &Template,
+    subject_key: &PrivKey,
+    parent: Option<&ParsedCert>,
+    signer: &PrivKey,
+) -> Result<Certificate, String> {
     let der = create_certificate(t, subject_key, parent, signer)
         .map_err(|e| format!("error creating certificate: {e}"))?;
     let key = subject_key
         .to_pem()
         .map_err(|e| format!("error pem-encoding key: {e}"))?;
-    Ok(cert_value(pem_encode("CERTIFICATE", &der), key))
+    Ok(Certificate {
+        cert: pem_encode("CERTIFICATE", &der),
+        key,
+    })
 }
 
 fn new_cert_key() -> Result<PrivKey, String> {
     PrivKey::generate_rsa(KeySize::Rsa2048).map_err(|e| format!("error generating rsa key: {e}"))
 }
 
-fn gen_ca(ex: &mut Exec<'_>, cn: String, days: i64, key: PrivKey) -> Res {
+fn ca_template(ex: &mut Exec<'_>, cn: String, days: i64) -> Result<Template, String> {
     let mut t = base_template(ex.host.now(), cn, &[], &[], days)?;
     t.key_usage = KU_KEY_ENCIPHERMENT | KU_DIGITAL_SIGNATURE | KU_CERT_SIGN;
     t.is_ca = true;
+    Ok(t)
+}
+
+fn gen_ca(ex: &mut Exec<'_>, cn: String, days: i64, key: PrivKey) -> Res {
+    let t = ca_template(ex, cn, days)?;
     cert_and_key(&t, &key, None, &key)
+}
+
+/// `genCA`: its key generated (and the certificate signed) on first use.
+fn gen_ca_lazy(ex: &mut Exec<'_>, cn: String, days: i64) -> Res {
+    let t = ca_template(ex, cn, days)?;
+    let make: MakeCert = Box::new(move || {
+        let key = new_cert_key()?;
+        cert_and_key_parts(&t, &key, None, &key)
+    });
+    Ok(Value::Object(Arc::new(LazyCertificate {
+        make: std::sync::Mutex::new(Some(make)),
+        made: std::sync::OnceLock::new(),
+    })))
 }
 
 fn gen_self_signed(
@@ -1166,7 +1243,7 @@ pub fn register(m: &mut HashMap<String, Func>) {
     reg(m, "genCA", |ex, a| {
         arity("genCA", a, 2)?;
         let (cn, days) = (s(a, 0)?, int(a, 1, "int")?);
-        gen_ca(ex, cn, days, new_cert_key()?)
+        gen_ca_lazy(ex, cn, days)
     });
     reg(m, "genCAWithKey", |ex, a| {
         arity("genCAWithKey", a, 3)?;

@@ -161,6 +161,16 @@ impl Templates {
     }
 }
 
+/// `s.replace("<no value>", "")` (what Helm does to rendered text), without a copy when
+/// there is none (the usual case), found by a SIMD substring search.
+pub fn strip_no_value(s: String) -> String {
+    if memchr::memmem::find(s.as_bytes(), b"<no value>").is_some() {
+        s.replace("<no value>", "")
+    } else {
+        s
+    }
+}
+
 #[derive(Debug)]
 pub struct ExecErr(pub String);
 
@@ -243,7 +253,7 @@ impl Exec<'_> {
         })
         .map_err(|e| e.0)?;
         self.overlays.push(trees);
-        let mut out = String::new();
+        let mut out = String::with_capacity(text.len());
         let r = self.exec_template(&name, data, &mut out);
         self.overlays.pop();
         r.map_err(|e| {
@@ -253,7 +263,7 @@ impl Exec<'_> {
                 e.0
             )
         })?;
-        Ok(out.replace("<no value>", ""))
+        Ok(strip_no_value(out))
     }
 
     fn exec_template(&mut self, name: &str, data: &Value, out: &mut String) -> R<()> {

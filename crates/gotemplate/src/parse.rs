@@ -253,12 +253,12 @@ fn is_alnum(c: char) -> bool {
     c == '_' || c.is_alphanumeric()
 }
 
-/// The first "{{" at or after `from` (a byte search for '{', much faster than a substring
-/// search over long text runs).
+/// The first "{{" at or after `from` (a SIMD search, much faster than `str::find` over
+/// long text runs).
 fn find_open(b: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     while i < b.len() {
-        let j = i + b[i..].iter().position(|&c| c == b'{')?;
+        let j = i + memchr::memchr(b'{', &b[i..])?;
         if b.get(j + 1) == Some(&b'{') {
             return Some(j);
         }

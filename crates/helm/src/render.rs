@@ -572,7 +572,7 @@ pub fn render_templates(
         let text = set
             .execute(n, &r.vals, host)
             .map_err(|e| Error::Render(clean_exec_error(n, &e.0)))?;
-        out.insert(n.clone(), text.replace("<no value>", ""));
+        out.insert(n.clone(), ferroflux_gotemplate::exec::strip_no_value(text));
     }
     Ok(out)
 }
