@@ -42,6 +42,15 @@ fn random<const N: usize>() -> Result<[u8; N], String> {
     Ok(b)
 }
 
+/// Random bytes straight from the OS, for what needs no key material: aws-lc's generator
+/// seeds itself on first use with CPU-jitter entropy, which costs tens of milliseconds — a
+/// certificate serial number alone should not pay that.
+fn os_random<const N: usize>() -> Result<[u8; N], String> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|_| "crypto/rand: failed to read random data")?;
+    Ok(b)
+}
+
 // ---------------------------------------------------------------- DER writing
 
 const SEQUENCE: u8 = 0x30;
@@ -725,7 +734,7 @@ fn base_template(
         total.rem_euclid(1_000_000_000) as u32,
     );
     Ok(Template {
-        serial: random::<16>()?,
+        serial: os_random::<16>()?,
         cn,
         ips: ip_bytes,
         dns: names,
