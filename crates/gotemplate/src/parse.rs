@@ -253,6 +253,21 @@ fn is_alnum(c: char) -> bool {
     c == '_' || c.is_alphanumeric()
 }
 
+/// The end of the run of `is_alnum` characters from byte `e` (ASCII bytes without decoding).
+fn scan_alnum(src: &str, mut e: usize) -> usize {
+    let b = src.as_bytes();
+    loop {
+        match b.get(e) {
+            Some(&c) if c.is_ascii_alphanumeric() || c == b'_' => e += 1,
+            Some(&c) if !c.is_ascii() => match src[e..].chars().next() {
+                Some(ch) if is_alnum(ch) => e += ch.len_utf8(),
+                _ => return e,
+            },
+            _ => return e,
+        }
+    }
+}
+
 /// The first "{{" at or after `from` (a SIMD search, much faster than `str::find` over
 /// long text runs).
 fn find_open(b: &[u8], from: usize) -> Option<usize> {
@@ -359,17 +374,15 @@ impl<'a> Lexer<'a> {
         loop {
             let start = self.pos;
             // right delimiter, possibly with trim marker
-            if self.src[start..].starts_with(" -}}")
-                || self.src[start..].starts_with("\t-}}")
-                || self.src[start..].starts_with("\n-}}")
-                || self.src[start..].starts_with("\r-}}")
+            if self.b.get(start).is_some_and(|c| is_space(*c))
+                && self.b[start + 1..].starts_with(b"-}}")
             {
                 self.push(Tok::Space, start);
                 self.push(Tok::RightDelim, start + 2);
                 self.pos = start + 4;
                 return Ok(true);
             }
-            if self.src[start..].starts_with("}}") {
+            if self.b[start..].starts_with(b"}}") {
                 if self.paren > 0 {
                     return Err((start, "unclosed left paren".into()));
                 }
@@ -377,8 +390,10 @@ impl<'a> Lexer<'a> {
                 self.pos = start + 2;
                 return Ok(false);
             }
-            let Some(c) = self.src[start..].chars().next() else {
-                return Err((start, "unclosed action".into()));
+            let c = match self.b.get(start) {
+                Some(&c) if c.is_ascii() => c as char,
+                Some(_) => self.src[start..].chars().next().unwrap_or_default(),
+                None => return Err((start, "unclosed action".into())),
             };
             match c {
                 ' ' | '\t' | '\r' | '\n' => {
@@ -484,13 +499,7 @@ impl<'a> Lexer<'a> {
                     self.pos = e + 1;
                 }
                 '$' => {
-                    let mut e = start + 1;
-                    while let Some(ch) = self.src[e..].chars().next() {
-                        if !is_alnum(ch) {
-                            break;
-                        }
-                        e += ch.len_utf8();
-                    }
+                    let e = scan_alnum(self.src, start + 1);
                     self.push(Tok::Variable(self.src[start..e].into()), start);
                     self.pos = e;
                 }
@@ -499,13 +508,7 @@ impl<'a> Lexer<'a> {
                     if nc.is_some_and(|c| c.is_ascii_digit()) {
                         self.lex_number(start)?;
                     } else if nc.is_some_and(is_alnum) {
-                        let mut e = start + 1;
-                        while let Some(ch) = self.src[e..].chars().next() {
-                            if !is_alnum(ch) {
-                                break;
-                            }
-                            e += ch.len_utf8();
-                        }
+                        let e = scan_alnum(self.src, start + 1);
                         self.push(Tok::Field(self.src[start + 1..e].into()), start);
                         self.pos = e;
                     } else {
@@ -515,13 +518,7 @@ impl<'a> Lexer<'a> {
                 }
                 '+' | '-' | '0'..='9' => self.lex_number(start)?,
                 c if is_alnum(c) => {
-                    let mut e = start;
-                    while let Some(ch) = self.src[e..].chars().next() {
-                        if !is_alnum(ch) {
-                            break;
-                        }
-                        e += ch.len_utf8();
-                    }
+                    let e = scan_alnum(self.src, start);
                     let word = &self.src[start..e];
                     let tok = match word {
                         "true" => Tok::Bool(true),
