@@ -684,6 +684,9 @@ impl KustomizationReconciler {
         let apply_options = ApplyOptions {
             force: obj.spec.force.unwrap_or(false),
             concurrency: self.options.concurrent_ssa,
+            cleanup: Some(ferroflux_ssa::cleanup::Cleanup::flux_defaults(
+                &ctx.controller,
+            )),
             ..Default::default()
         };
         let changes = manager

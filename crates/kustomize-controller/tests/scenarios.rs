@@ -580,3 +580,85 @@ async fn a_sops_encrypted_secret_is_decrypted_with_an_age_key() {
         b"hunter2"
     );
 }
+
+#[tokio::test]
+async fn fields_added_with_kubectl_are_removed_unless_the_object_merges() {
+    let env = env("ks-cleanup").await;
+    let source = Source::new(&env, "repo").await;
+    let controller = ControllerProcess::start(env.cp, &env.ns);
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+    let merged = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: merged\n  annotations:\n    kustomize.toolkit.fluxcd.io/ssa: Merge\ndata:\n  value: \"1\"\n";
+    let rev = source
+        .publish(&[("app/a.yaml", &cm("a", "1")), ("app/merged.yaml", merged)])
+        .await;
+    let name = create_ks(
+        &env,
+        &ks_yaml("app", "repo", &format!("  targetNamespace: {}\n", env.ns)),
+    )
+    .await;
+    wait_ks(&env, &name, T, &controller, |k| is_ready_at(k, &rev)).await;
+
+    // What `kubectl edit` and `kubectl apply` leave behind: fields owned by kubectl managers
+    // and the last-applied annotation.
+    for cm_name in ["a", "merged"] {
+        cms.patch(
+            cm_name,
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(json!({"metadata": {
+                "labels": {"added": "by-hand"},
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+                "data": {"extra": "x"}})),
+        )
+        .await
+        .unwrap();
+    }
+    let token = request_reconcile(&env, &name).await;
+    wait_ks(&env, &name, T, &controller, |k| {
+        k.status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.as_deref())
+            == Some(token.as_str())
+            && is_ready_at(k, &rev)
+    })
+    .await;
+
+    let a = cms.get("a").await.unwrap();
+    assert_eq!(
+        a.data.clone().unwrap().into_keys().collect::<Vec<_>>(),
+        ["value"],
+        "the field added by hand is removed"
+    );
+    assert!(
+        !a.metadata
+            .labels
+            .clone()
+            .unwrap_or_default()
+            .contains_key("added")
+    );
+    assert!(
+        !a.metadata
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .contains_key("kubectl.kubernetes.io/last-applied-configuration")
+    );
+    let managers: Vec<String> = a
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(
+        managers.iter().all(|m| !m.starts_with("kubectl")),
+        "{managers:?}"
+    );
+
+    // `ssa: Merge` keeps what others added.
+    let kept = cms.get("merged").await.unwrap();
+    assert_eq!(kept.data.unwrap()["extra"], "x");
+    assert_eq!(kept.metadata.labels.unwrap()["added"], "by-hand");
+}

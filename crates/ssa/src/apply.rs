@@ -87,6 +87,8 @@ pub struct ApplyOptions {
     pub concurrency: usize,
     /// Wait used after the cluster-definitions stage.
     pub cluster_stage_wait: WaitOptions,
+    /// Metadata taken over or removed from existing objects before they are applied.
+    pub cleanup: Option<crate::cleanup::Cleanup>,
 }
 
 impl Default for ApplyOptions {
@@ -99,6 +101,7 @@ impl Default for ApplyOptions {
                 timeout: Duration::from_secs(60),
                 fail_fast: true,
             },
+            cleanup: None,
         }
     }
 }
@@ -237,11 +240,40 @@ impl ResourceManager {
         labels.extend(self.owner_labels.clone());
         // Named like Flux's "<object> query failed: ...", so a refused read (RBAC under
         // impersonation) says which object it was.
-        let existing = api
+        let mut existing = api
             .get_opt(&id.name)
             .await
             .map_err(|e| Error::apply(&id, "query", e))?;
-        match apply_policy(&desired.metadata, existing.as_ref().map(|e| &e.metadata)) {
+        let policy = apply_policy(&desired.metadata, existing.as_ref().map(|e| &e.metadata));
+        // Fields kubectl or a pre-SSA manager took are handed to us first, so that this
+        // apply removes what the manifest does not have (Flux's metadata cleanup);
+        // `ssa: Merge` objects keep them.
+        let mut cleaned = false;
+        if let (Some(current), Some(cleanup)) = (&existing, &options.cleanup)
+            && !matches!(policy, ApplyPolicy::Merge | ApplyPolicy::Ignore)
+            && let Some(patch) = crate::cleanup::cleanup_patch(
+                &serde_json::to_value(current).unwrap_or_default(),
+                &self.field_manager,
+                cleanup,
+            )
+        {
+            let patch: json_patch::Patch = serde_json::from_value(patch)
+                .map_err(|e| Error::Invalid(format!("{id} cleanup patch: {e}")))?;
+            let updated = api
+                .patch(
+                    &id.name,
+                    &PatchParams {
+                        field_manager: Some(self.field_manager.clone()),
+                        ..PatchParams::default()
+                    },
+                    &Patch::Json::<()>(patch),
+                )
+                .await
+                .map_err(|e| Error::apply(&id, "metadata.managedFields cleanup", e))?;
+            existing = Some(updated);
+            cleaned = true;
+        }
+        match policy {
             ApplyPolicy::Ignore => {
                 return Ok(ChangeSetEntry {
                     object: id,
@@ -283,6 +315,7 @@ impl ResourceManager {
             Err(err) => return Err(Error::apply(&id, "dry-run", err)),
         };
         if let Some(existing) = &existing
+            && !cleaned
             && !drifted(
                 &serde_json::to_value(existing).unwrap_or_default(),
                 &serde_json::to_value(&dry_run).unwrap_or_default(),

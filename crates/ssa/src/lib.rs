@@ -8,6 +8,7 @@
 //! the I/O.
 
 mod apply;
+pub mod cleanup;
 mod error;
 mod object;
 mod policy;
