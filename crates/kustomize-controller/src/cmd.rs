@@ -30,6 +30,10 @@ pub struct Args {
     /// Objects applied at once.
     #[arg(long, default_value_t = 4)]
     concurrent_ssa: usize,
+    /// Field managers (name prefixes) whose fields are taken over before every apply, on
+    /// top of kubectl's; may be repeated or comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    override_manager: Vec<String>,
     /// Retries of artifact downloads.
     #[arg(long, default_value_t = 9)]
     http_retry: u32,
@@ -114,6 +118,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             no_cross_namespace_refs: args.no_cross_namespace_refs,
             default_service_account: args.default_service_account.clone(),
             concurrent_ssa: args.concurrent_ssa,
+            override_managers: args.override_manager.clone(),
             health_check_interval: args.health_check_interval,
             additive_cel_dependency_check: args.feature_gates.additive_cel_dependency_check,
             cancel_health_check_on_new_revision: args

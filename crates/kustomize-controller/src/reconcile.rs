@@ -42,6 +42,8 @@ pub struct Options {
     pub default_service_account: Option<String>,
     /// `--concurrent-ssa`.
     pub concurrent_ssa: usize,
+    /// `--override-manager`: more field managers whose fields are taken over before apply.
+    pub override_managers: Vec<String>,
     /// Poll interval of health checks (Flux: 5s).
     pub health_check_interval: Duration,
     /// Feature gate `AdditiveCELDependencyCheck`: `readyExpr` is checked in addition to
@@ -59,6 +61,7 @@ impl Default for Options {
             no_cross_namespace_refs: false,
             default_service_account: None,
             concurrent_ssa: 4,
+            override_managers: Vec::new(),
             health_check_interval: Duration::from_secs(5),
             additive_cel_dependency_check: false,
             cancel_health_check_on_new_revision: false,
@@ -684,9 +687,10 @@ impl KustomizationReconciler {
         let apply_options = ApplyOptions {
             force: obj.spec.force.unwrap_or(false),
             concurrency: self.options.concurrent_ssa,
-            cleanup: Some(ferroflux_ssa::cleanup::Cleanup::flux_defaults(
-                &ctx.controller,
-            )),
+            cleanup: Some(
+                ferroflux_ssa::cleanup::Cleanup::flux_defaults(&ctx.controller)
+                    .with_managers(&self.options.override_managers),
+            ),
             ..Default::default()
         };
         let changes = manager

@@ -49,6 +49,23 @@ impl Cleanup {
     }
 }
 
+impl Cleanup {
+    /// Adds managers (by name prefix) whose Apply and Update entries are taken over too:
+    /// kustomize-controller's `--override-manager`.
+    pub fn with_managers(mut self, names: &[String]) -> Cleanup {
+        for name in names.iter().filter(|n| !n.is_empty()) {
+            for operation in ["Apply", "Update"] {
+                self.managers.push(ManagerMatch {
+                    name: name.clone(),
+                    exact: false,
+                    operation,
+                });
+            }
+        }
+        self
+    }
+}
+
 fn matches(entry: &Value, m: &ManagerMatch) -> bool {
     if entry.get("operation").and_then(Value::as_str) != Some(m.operation) {
         return false;
@@ -153,7 +170,7 @@ pub fn cleanup_patch(existing: &Value, field_manager: &str, cleanup: &Cleanup) -
             ops.push(json!({"op": "replace", "path": "/metadata/managedFields", "value": kept}));
         }
     }
-    (!ops.is_empty()).then(|| Value::Array(ops))
+    (!ops.is_empty()).then_some(Value::Array(ops))
 }
 
 #[cfg(test)]
@@ -222,6 +239,26 @@ mod tests {
         assert_eq!(
             entries[0]["fieldsV1"],
             json!({"f:data": {}, "f:metadata": {}})
+        );
+    }
+
+    #[test]
+    fn override_managers_are_taken_over_too() {
+        let obj = json!({"metadata": {"managedFields": [
+            entry("kustomize-controller", "Apply", json!({"f:data": {}})),
+            entry("argocd-controller", "Apply", json!({"f:spec": {}})),
+        ]}});
+        let plain = Cleanup::flux_defaults("kustomize-controller");
+        assert!(cleanup_patch(&obj, "kustomize-controller", &plain).is_none());
+        let with = plain.with_managers(&["argocd".to_string()]);
+        let patch = cleanup_patch(&obj, "kustomize-controller", &with).unwrap();
+        assert_eq!(
+            patch[0]["value"],
+            json!([entry(
+                "kustomize-controller",
+                "Apply",
+                json!({"f:data": {}, "f:spec": {}})
+            )])
         );
     }
 
