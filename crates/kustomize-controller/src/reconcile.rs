@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::build::build;
 use crate::cache::ArtifactCache;
 use crate::dependency;
-use crate::health::{self, CelPoller};
+use crate::health::{self, CelJudge};
 use crate::history;
 use ferroflux_cel::HealthCheckReader;
 
@@ -610,7 +610,7 @@ impl KustomizationReconciler {
         ctx: &Context,
         artifact: &Artifact,
         status: &mut KustomizationStatus,
-    ) -> Result<(ChangeSet, String, ResourceManager, kube::Client), Failure> {
+    ) -> Result<(ChangeSet, String, ResourceManager), Failure> {
         let retry = obj.spec.retry_interval();
         let revision = artifact.revision.clone();
         let fetched = self
@@ -669,7 +669,7 @@ impl KustomizationReconciler {
         }
 
         let client = self.target_client(obj, ctx).await?;
-        let manager = manager_for(obj, client.clone(), &ctx.controller);
+        let manager = manager_for(obj, client, &ctx.controller);
         let old_inventory = status.inventory.clone().unwrap_or_default();
 
         // Safety: a source that suddenly builds to nothing must not wipe the cluster.
@@ -739,7 +739,7 @@ impl KustomizationReconciler {
             }
         }
         status.inventory = Some(new_inventory);
-        Ok((changes, digest, manager, client))
+        Ok((changes, digest, manager))
     }
 
     /// Resolves when a new reconcile of `obj` has been asked for while it is being
@@ -786,7 +786,6 @@ impl KustomizationReconciler {
         obj: &Kustomization,
         ctx: &Context,
         manager: &ResourceManager,
-        client: kube::Client,
         exprs: &HealthCheckReader,
         changes: &ChangeSet,
         revision: &str,
@@ -866,8 +865,11 @@ impl KustomizationReconciler {
         let impersonating = obj.spec.kube_config.is_some()
             || obj.spec.service_account_name.is_some()
             || self.options.default_service_account.is_some();
-        let mut poller = CelPoller::new(client, exprs, impersonating);
-        let waited = health::wait(manager, &mut poller, &targets, &wait);
+        let judge = CelJudge {
+            reader: exprs,
+            cel_judges_jobs: impersonating,
+        };
+        let waited = health::wait(manager, &judge, &targets, &wait);
         let result = if self.options.cancel_health_check_on_new_revision {
             tokio::select! {
                 result = waited => result,
@@ -975,7 +977,7 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
             }
             // `timeout` bounds fetching, building and applying; health checks have their own.
             let timeout = obj.spec.timeout();
-            let (changes, digest, manager, client) = tokio::time::timeout(
+            let (changes, digest, manager) = tokio::time::timeout(
                 timeout,
                 self.apply_revision(&obj, &ctx, &artifact, &mut status),
             )
@@ -994,7 +996,6 @@ impl Reconciler<Kustomization> for KustomizationReconciler {
                 &obj,
                 &ctx,
                 &manager,
-                client,
                 &exprs,
                 &changes,
                 &artifact.revision,

@@ -22,4 +22,4 @@ pub use object::{ObjectRef, inventory_of, stale_objects};
 pub use policy::{ApplyPolicy, apply_policy, prune_disabled};
 pub use prune::PruneOptions;
 pub use stage::{Stage, stage_of};
-pub use wait::WaitOptions;
+pub use wait::{CustomStatus, WaitOptions};

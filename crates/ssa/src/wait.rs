@@ -55,16 +55,32 @@ pub(crate) fn wait_error(observed: &Observed, timed_out: bool) -> Option<String>
     Some(format!("{lead}: [{}]", failures.join(", ")))
 }
 
+/// Judges objects in place of kstatus, as Flux's custom status readers do (CEL health-check
+/// expressions): `None` leaves the object to kstatus, `Some(Err(..))` reads `Unknown` with
+/// the error.
+pub type CustomStatus<'a> =
+    &'a (dyn Fn(&ObjectRef, &serde_json::Value) -> Option<Result<Status, String>> + Sync);
+
 impl ResourceManager {
     /// Polls the objects until they are all Current, or one Failed (fail-fast), or the
     /// timeout. The error names every object that is not Current and its status.
     pub async fn wait(&self, objects: &[ObjectRef], options: &WaitOptions) -> Result<(), Error> {
+        self.wait_with(objects, options, &|_, _| None).await
+    }
+
+    /// [`wait`](Self::wait), with `custom` judging the objects it claims.
+    pub async fn wait_with(
+        &self,
+        objects: &[ObjectRef],
+        options: &WaitOptions,
+        custom: CustomStatus<'_>,
+    ) -> Result<(), Error> {
         if objects.is_empty() {
             return Ok(());
         }
         let deadline = tokio::time::Instant::now() + options.timeout;
         loop {
-            let observed = self.observe(objects).await;
+            let observed = self.observe(objects, custom).await;
             let timed_out = tokio::time::Instant::now() >= deadline;
             if finished(&observed, options.fail_fast) || timed_out {
                 return match wait_error(&observed, timed_out) {
@@ -77,8 +93,8 @@ impl ResourceManager {
         }
     }
 
-    /// The kstatus of each object now.
-    pub async fn observe(&self, objects: &[ObjectRef]) -> Observed {
+    /// The status of each object now, in the order given.
+    async fn observe(&self, objects: &[ObjectRef], custom: CustomStatus<'_>) -> Observed {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -92,9 +108,13 @@ impl ResourceManager {
                     Err(err) => (Status::Unknown, Some(err.to_string())),
                     Ok(Some(obj)) => match serde_json::to_value(&obj)
                         .map_err(|e| e.to_string())
-                        .and_then(|v| compute(&v, now).map_err(|e| e.to_string()))
-                    {
-                        Ok(outcome) => (outcome.status, None),
+                        .and_then(|v| match custom(id, &v) {
+                            Some(judged) => judged,
+                            None => compute(&v, now)
+                                .map(|outcome| outcome.status)
+                                .map_err(|e| e.to_string()),
+                        }) {
+                        Ok(status) => (status, None),
                         Err(err) => (Status::Unknown, Some(err)),
                     },
                 },
@@ -138,6 +158,24 @@ mod tests {
         assert_eq!(
             wait_error(&mixed, true).unwrap(),
             "timeout waiting for: [Pod/ns/b status: 'Failed', Pod/ns/c status: 'InProgress']"
+        );
+    }
+
+    #[test]
+    fn a_read_error_is_reported_with_the_status_at_timeout() {
+        let observed = vec![
+            (id("ConfigMap", "a"), Status::Current, None),
+            (
+                id("Widget", "b"),
+                Status::Unknown,
+                Some("failed to evaluate the CEL expression 'status.x': No such key: x".into()),
+            ),
+        ];
+        assert!(!finished(&observed, true));
+        assert_eq!(wait_error(&observed, false), None);
+        assert_eq!(
+            wait_error(&observed, true).unwrap(),
+            "timeout waiting for: [Widget/ns/b status: 'Unknown': failed to evaluate the CEL expression 'status.x': No such key: x]"
         );
     }
 }
