@@ -16,25 +16,10 @@ use support::*;
 
 const T: Duration = Duration::from_secs(60);
 
-fn cm(name: &str, value: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
-    )
-}
-
 fn ks_yaml(name: &str, extra: &str) -> String {
     format!(
         "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {name}\nspec:\n  interval: 1h\n  retryInterval: 1h\n  path: ./app\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: repo\n{extra}"
     )
-}
-
-async fn request_reconcile(env: &Env, name: &str) {
-    let token = format!("{:?}", std::time::SystemTime::now());
-    let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}});
-    ks_api(&env.client, &env.ns)
-        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .unwrap();
 }
 
 async fn create<K>(client: &kube::Client, ns: &str, value: serde_json::Value)

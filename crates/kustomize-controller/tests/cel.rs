@@ -104,16 +104,6 @@ fn condition(
     Some((c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-async fn request_reconcile(env: &Env, name: &str) -> String {
-    let token = format!("{:?}", std::time::SystemTime::now());
-    let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}});
-    ks_api(&env.client, &env.ns)
-        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .unwrap();
-    token
-}
-
 /// Waits for a Kubernetes event whose note is `note`.
 async fn wait_event(env: &Env, note: &str) {
     let deadline = tokio::time::Instant::now() + T;

@@ -166,6 +166,25 @@ impl Drop for ControllerProcess {
     }
 }
 
+/// A ConfigMap manifest with one `value`.
+pub fn cm(name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
+    )
+}
+
+/// Sets `reconcile.fluxcd.io/requestedAt` on the Kustomization, as `flux reconcile` does,
+/// and returns the token `status.lastHandledReconcileAt` will carry once handled.
+pub async fn request_reconcile(env: &Env, name: &str) -> String {
+    let token = format!("{:?}", std::time::SystemTime::now());
+    let patch = json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}});
+    ks_api(&env.client, &env.ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+    token
+}
+
 pub fn ks_api(client: &kube::Client, ns: &str) -> Api<Kustomization> {
     Api::namespaced(client.clone(), ns)
 }
