@@ -70,10 +70,13 @@ fn run_case(case: &Path) -> Result<(), String> {
 #[test]
 fn corpus() {
     let dir = cases_dir();
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("corpus not found at {}; skipping", dir.display());
-        return;
-    };
+    // A missing corpus fails the test: passing without comparing anything would be a lie.
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "the kustomize corpus is expected at {} (the shared/ directory beside the checkout): {e}",
+            dir.display()
+        )
+    });
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
