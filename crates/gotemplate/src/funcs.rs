@@ -1904,39 +1904,7 @@ fn misc(m: &mut HashMap<String, Func>) {
     reg(m, "getHostByName", |ex, a| {
         Ok(Value::str(ex.host.host_by_name(&s(a, 0)?)))
     });
-    let unsupported = |name: &'static str| {
-        move |_: &mut Exec<'_>, _: Args| -> Res {
-            Err(format!("{name} is not supported by this renderer"))
-        }
-    };
-    reg(m, "urlJoin", unsupported("urlJoin"));
-    reg(m, "urlParse", |_, a| {
-        let u = s(a, 0)?;
-        let mut mm = Map::new();
-        let (scheme, rest) = u.split_once("://").unwrap_or(("", &u));
-        let (hostpart, path_q) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        let (userinfo, host) = match hostpart.rsplit_once('@') {
-            Some((ui, h)) => (ui, h),
-            None => ("", hostpart),
-        };
-        let (path_q, fragment) = path_q.split_once('#').unwrap_or((path_q, ""));
-        let (path, query) = path_q.split_once('?').unwrap_or((path_q, ""));
-        mm.insert("scheme".into(), Value::str(scheme));
-        mm.insert("host".into(), Value::str(host));
-        mm.insert(
-            "hostname".into(),
-            Value::str(host.split(':').next().unwrap_or("")),
-        );
-        mm.insert("path".into(), Value::str(path));
-        mm.insert("query".into(), Value::str(query));
-        mm.insert("opaque".into(), Value::str(""));
-        mm.insert("fragment".into(), Value::str(fragment));
-        mm.insert("userinfo".into(), Value::str(userinfo));
-        Ok(Value::map(mm))
-    });
+    crate::url::register(m);
 }
 
 fn helm(m: &mut HashMap<String, Func>) {

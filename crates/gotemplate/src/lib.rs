@@ -19,6 +19,7 @@ pub mod json;
 pub mod parse;
 pub mod semver;
 pub mod toml;
+pub mod url;
 pub mod value;
 pub mod yaml;
 
