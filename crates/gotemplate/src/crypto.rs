@@ -12,10 +12,11 @@
 //! field for field and extension for extension, so that a certificate differs from Helm's
 //! only in its random parts (key, serial, signature) and its times.
 //!
-//! Not supported, each failing with an error that says so: DSA keys (`genPrivateKey "dsa"`, a
-//! `DSA PRIVATE KEY` given to a `WithKey` function; no DSA implementation is available here),
-//! and, given to a `WithKey` function, RSA keys outside 2048..=8192 bits (aws-lc-rs signs
-//! with no others; Go takes 1024 bits and up) and P-224 keys.
+//! aws-lc-rs does most of the work. What it cannot do, pure-Rust RustCrypto crates do: DSA
+//! parameter and key generation (`genPrivateKey "dsa"`), and, for keys handed to a `WithKey`
+//! function, RSA keys outside 2048..=8192 bits and P-224 keys. As in Go, RSA keys under
+//! 1024 bits are accepted as subject keys but refuse to sign, and a DSA key can be parsed but
+//! neither sign nor be certified (Go's x509 supports neither), each with Go's error.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -118,6 +119,11 @@ const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
 const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
 const OID_P224: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x21];
+/// The DigestInfo prefix of a PKCS #1 v1.5 SHA-256 signature (RFC 8017 §9.2, note 1).
+const SHA256_DIGEST_INFO: &[u8] = &[
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
 const OID_ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
 const OID_ECDSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
 const OID_ECDSA_SHA512: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04];
@@ -300,8 +306,9 @@ fn go_b64_decode(s: &str) -> Result<Vec<u8>, String> {
 
 // ---------------------------------------------------------------- keys
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Curve {
+    P224,
     P256,
     P384,
     P521,
@@ -313,28 +320,31 @@ impl Curve {
             OID_P256 => Ok(Curve::P256),
             OID_P384 => Ok(Curve::P384),
             OID_P521 => Ok(Curve::P521),
-            OID_P224 => Err("P-224 keys are not supported by this renderer".into()),
+            OID_P224 => Ok(Curve::P224),
             _ => Err("x509: unknown elliptic curve".into()),
         }
     }
     fn oid(self) -> &'static [u8] {
         match self {
+            Curve::P224 => OID_P224,
             Curve::P256 => OID_P256,
             Curve::P384 => OID_P384,
             Curve::P521 => OID_P521,
         }
     }
-    fn alg(self) -> &'static signature::EcdsaSigningAlgorithm {
+    /// aws-lc-rs's algorithm for the curve; None for P-224, which it does not sign with.
+    fn alg(self) -> Option<&'static signature::EcdsaSigningAlgorithm> {
         match self {
-            Curve::P256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            Curve::P384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
-            Curve::P521 => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
+            Curve::P224 => None,
+            Curve::P256 => Some(&signature::ECDSA_P256_SHA256_ASN1_SIGNING),
+            Curve::P384 => Some(&signature::ECDSA_P384_SHA384_ASN1_SIGNING),
+            Curve::P521 => Some(&signature::ECDSA_P521_SHA512_ASN1_SIGNING),
         }
     }
     /// The signature algorithm Go picks for a key on this curve.
     fn sig_oid(self) -> &'static [u8] {
         match self {
-            Curve::P256 => OID_ECDSA_SHA256,
+            Curve::P224 | Curve::P256 => OID_ECDSA_SHA256,
             Curve::P384 => OID_ECDSA_SHA384,
             Curve::P521 => OID_ECDSA_SHA512,
         }
@@ -343,8 +353,14 @@ impl Curve {
 
 enum PrivKey {
     Rsa(RsaKeyPair),
+    /// An RSA key of a size aws-lc-rs refuses (under 2048 or over 8192 bits).
+    RsaOther(Box<rsa::RsaPrivateKey>),
     Ec(EcdsaKeyPair, Curve),
+    P224(p224::SecretKey),
     Ed25519(Ed25519KeyPair),
+    /// A DSA key (its DER): sprig parses it, Go's x509 neither signs with it nor certifies
+    /// it, so [`create_certificate`] refuses it before any of the methods below are used.
+    Dsa(Vec<u8>),
 }
 
 /// The parts of an unencrypted PKCS#8 `PrivateKeyInfo`: (algorithm OID, algorithm
@@ -360,14 +376,71 @@ fn pkcs8_parts(der: &[u8]) -> Result<Pkcs8Parts<'_>, String> {
     Ok((oid, params, key))
 }
 
-/// Why aws-lc-rs refused an RSA key. It signs with 2048 to 8192-bit keys only, where Go
-/// takes any key from 1024 bits.
-fn rsa_rejected(e: aws_lc_rs::error::KeyRejected) -> String {
+/// An RSA key aws-lc-rs refused, in the form the `rsa` crate reads (PKCS #1 or PKCS #8):
+/// aws-lc-rs takes 2048 to 8192-bit keys only, Go any size (it refuses to sign with fewer than
+/// 1024 bits, not to parse).
+fn rsa_fallback(
+    e: aws_lc_rs::error::KeyRejected,
+    der: &[u8],
+    parse: fn(&[u8]) -> Option<rsa::RsaPrivateKey>,
+) -> Result<PrivKey, String> {
     match e.to_string().as_str() {
-        "TooSmall" => "RSA keys shorter than 2048 bits are not supported by this renderer".into(),
-        "TooLarge" => "RSA keys longer than 8192 bits are not supported by this renderer".into(),
-        other => format!("x509: invalid RSA private key: {other}"),
+        "TooSmall" | "TooLarge" => parse(der)
+            .map(|k| PrivKey::RsaOther(Box::new(k)))
+            .ok_or_else(|| "x509: invalid RSA private key".to_string()),
+        other => Err(format!("x509: invalid RSA private key: {other}")),
     }
+}
+
+fn rsa_from_pkcs1(der: &[u8]) -> Option<rsa::RsaPrivateKey> {
+    rsa::pkcs1::DecodeRsaPrivateKey::from_pkcs1_der(der).ok()
+}
+
+fn rsa_from_pkcs8(der: &[u8]) -> Option<rsa::RsaPrivateKey> {
+    rsa::pkcs8::DecodePrivateKey::from_pkcs8_der(der).ok()
+}
+
+/// Go's `SignPKCS1v15` refuses keys under 1024 bits (crypto/rsa's minimum key size).
+fn go_rsa_size_check(bits: usize) -> Result<(), String> {
+    if bits < 1024 {
+        return Err(format!(
+            "crypto/rsa: {bits}-bit keys are insecure (see https://go.dev/pkg/crypto/rsa#hdr-Minimum_key_size)"
+        ));
+    }
+    Ok(())
+}
+
+/// sprig's `DSAKeyFormat`: SEQUENCE { version, P, Q, G, Y, X } of INTEGERs.
+fn parse_dsa(der: &[u8]) -> Result<PrivKey, String> {
+    let (mut body, _) = expect(der, SEQUENCE)?;
+    for _ in 0..6 {
+        if body.is_empty() {
+            return Err("asn1: syntax error: sequence truncated".into());
+        }
+        let (_, rest) = expect(body, INTEGER)?;
+        body = rest;
+    }
+    Ok(PrivKey::Dsa(der.to_vec()))
+}
+
+/// `genPrivateKey "dsa"`: Go's `dsa.GenerateParameters(L2048N256)` and `dsa.GenerateKey`,
+/// PEM-encoded as sprig's `DSAKeyFormat` (which OpenSSL reads as a traditional DSA key).
+fn generate_dsa() -> String {
+    let mut rng = rand_core::OsRng;
+    let components = dsa::Components::generate(&mut rng, dsa::KeySize::DSA_2048_256);
+    let key = dsa::SigningKey::generate(&mut rng, components);
+    let public = key.verifying_key();
+    let c = public.components();
+    let int = |n: &dsa::BigUint| uint(&n.to_bytes_be());
+    let der = seq(&[
+        &uint(&[]),
+        &int(c.p()),
+        &int(c.q()),
+        &int(c.g()),
+        &int(public.y()),
+        &int(key.x()),
+    ]);
+    pem_encode("DSA PRIVATE KEY", &der)
 }
 
 impl PrivKey {
@@ -389,10 +462,11 @@ impl PrivKey {
         match alg {
             "RSA" => RsaKeyPair::from_der(&der)
                 .map(PrivKey::Rsa)
-                .map_err(|e| format!("parsing RSA private key from PEM: {}", rsa_rejected(e))),
+                .or_else(|e| rsa_fallback(e, &der, rsa_from_pkcs1))
+                .map_err(|e| format!("parsing RSA private key from PEM: {e}")),
             "EC" => Self::parse_sec1(&der, None)
                 .map_err(|e| format!("parsing EC private key from PEM: {e}")),
-            "DSA" => Err("DSA private keys are not supported by this renderer".into()),
+            "DSA" => parse_dsa(&der).map_err(|e| format!("parsing DSA private key from PEM: {e}")),
             _ => Err(format!("invalid private key type {kind}")),
         }
     }
@@ -400,12 +474,12 @@ impl PrivKey {
     fn parse_pkcs8(der: &[u8]) -> Result<PrivKey, String> {
         let (oid, params, key) = pkcs8_parts(der).map_err(|e| format!("x509: {e}"))?;
         match oid {
-            OID_RSA => RsaKeyPair::from_pkcs8(der).map(PrivKey::Rsa).map_err(|e| {
-                format!(
-                    "x509: failed to parse RSA private key embedded in PKCS#8: {}",
-                    rsa_rejected(e)
-                )
-            }),
+            OID_RSA => RsaKeyPair::from_pkcs8(der)
+                .map(PrivKey::Rsa)
+                .or_else(|e| rsa_fallback(e, der, rsa_from_pkcs8))
+                .map_err(|e| {
+                    format!("x509: failed to parse RSA private key embedded in PKCS#8: {e}")
+                }),
             OID_EC => {
                 let (curve, _) = expect(params, OID).map_err(|e| format!("x509: {e}"))?;
                 let curve = Curve::from_oid(curve)?;
@@ -435,7 +509,20 @@ impl PrivKey {
             rest = r;
         }
         let curve = named.or(curve).ok_or("x509: unknown elliptic curve")?;
-        EcdsaKeyPair::from_private_key_der(curve.alg(), der)
+        let Some(alg) = curve.alg() else {
+            // P-224: Go pads a short private key to the order's size and refuses a longer one.
+            let (_, rest) = expect(body, INTEGER).map_err(|e| format!("x509: {e}"))?;
+            let (key, _) = expect(rest, OCTET_STRING).map_err(|e| format!("x509: {e}"))?;
+            if key.len() > 28 {
+                return Err("x509: invalid private key length".into());
+            }
+            let mut padded = [0u8; 28];
+            padded[28 - key.len()..].copy_from_slice(key);
+            return p224::SecretKey::from_bytes(&padded.into())
+                .map(PrivKey::P224)
+                .map_err(|_| "x509: invalid elliptic curve private key value".to_string());
+        };
+        EcdsaKeyPair::from_private_key_der(alg, der)
             .map(|k| PrivKey::Ec(k, curve))
             .map_err(|e| format!("x509: invalid elliptic curve private key value: {e}"))
     }
@@ -449,14 +536,30 @@ impl PrivKey {
                 let (_, _, pkcs1) = pkcs8_parts(p8.as_ref())?;
                 pem_encode("RSA PRIVATE KEY", pkcs1)
             }
+            PrivKey::RsaOther(k) => {
+                let der = rsa::pkcs1::EncodeRsaPrivateKey::to_pkcs1_der(k.as_ref())
+                    .map_err(|_| "x509: failed to marshal private key".to_string())?;
+                pem_encode("RSA PRIVATE KEY", der.as_bytes())
+            }
             PrivKey::Ec(k, _) => {
                 let der = k.private_key().as_der().map_err(fail)?;
                 pem_encode("EC PRIVATE KEY", der.as_ref())
+            }
+            PrivKey::P224(k) => {
+                // Go's MarshalECPrivateKey: version 1, the scalar, [0] curve, [1] public point.
+                let der = seq(&[
+                    &uint(&[1]),
+                    &tlv(OCTET_STRING, &k.to_bytes()),
+                    &cons(0xa0, &[&tlv(OID, OID_P224)]),
+                    &cons(0xa1, &[&bit_string(&self.public_key_bytes())]),
+                ]);
+                pem_encode("EC PRIVATE KEY", &der)
             }
             PrivKey::Ed25519(k) => {
                 let p8: Pkcs8V1Der<'static> = k.as_der().map_err(fail)?;
                 pem_encode("PRIVATE KEY", p8.as_ref())
             }
+            PrivKey::Dsa(der) => pem_encode("DSA PRIVATE KEY", der),
         })
     }
 
@@ -464,17 +567,28 @@ impl PrivKey {
     fn public_key_bytes(&self) -> Vec<u8> {
         match self {
             PrivKey::Rsa(k) => k.public_key().as_ref().to_vec(),
+            PrivKey::RsaOther(k) => {
+                use rsa::traits::PublicKeyParts;
+                seq(&[&uint(&k.n().to_bytes_be()), &uint(&k.e().to_bytes_be())])
+            }
             PrivKey::Ec(k, _) => k.public_key().as_ref().to_vec(),
+            PrivKey::P224(k) => {
+                use p224::elliptic_curve::sec1::ToEncodedPoint;
+                k.public_key().to_encoded_point(false).as_bytes().to_vec()
+            }
             PrivKey::Ed25519(k) => k.public_key().as_ref().to_vec(),
+            PrivKey::Dsa(_) => Vec::new(),
         }
     }
 
     /// The SubjectPublicKeyInfo.
     fn spki(&self) -> Vec<u8> {
         let alg = match self {
-            PrivKey::Rsa(_) => seq(&[&tlv(OID, OID_RSA), &tlv(NULL, &[])]),
+            PrivKey::Rsa(_) | PrivKey::RsaOther(_) => seq(&[&tlv(OID, OID_RSA), &tlv(NULL, &[])]),
             PrivKey::Ec(_, c) => seq(&[&tlv(OID, OID_EC), &tlv(OID, c.oid())]),
+            PrivKey::P224(_) => seq(&[&tlv(OID, OID_EC), &tlv(OID, OID_P224)]),
             PrivKey::Ed25519(_) => seq(&[&tlv(OID, OID_ED25519)]),
+            PrivKey::Dsa(_) => return Vec::new(),
         };
         seq(&[&alg, &bit_string(&self.public_key_bytes())])
     }
@@ -482,9 +596,13 @@ impl PrivKey {
     /// The AlgorithmIdentifier of the signatures this key makes (Go's defaults).
     fn sig_alg(&self) -> Vec<u8> {
         match self {
-            PrivKey::Rsa(_) => seq(&[&tlv(OID, OID_SHA256_RSA), &tlv(NULL, &[])]),
+            PrivKey::Rsa(_) | PrivKey::RsaOther(_) => {
+                seq(&[&tlv(OID, OID_SHA256_RSA), &tlv(NULL, &[])])
+            }
             PrivKey::Ec(_, c) => seq(&[&tlv(OID, c.sig_oid())]),
+            PrivKey::P224(_) => seq(&[&tlv(OID, OID_ECDSA_SHA256)]),
             PrivKey::Ed25519(_) => seq(&[&tlv(OID, OID_ED25519)]),
+            PrivKey::Dsa(_) => Vec::new(),
         }
     }
 
@@ -498,21 +616,45 @@ impl PrivKey {
                     .map_err(fail)?;
                 Ok(sig)
             }
+            PrivKey::RsaOther(k) => {
+                use rsa::traits::PublicKeyParts;
+                go_rsa_size_check(k.n().bits())?;
+                let padding = rsa::Pkcs1v15Sign {
+                    hash_len: Some(32),
+                    prefix: SHA256_DIGEST_INFO.into(),
+                };
+                k.sign_with_rng(&mut rand_core::OsRng, padding, &sha256(msg))
+                    .map_err(|_| "x509: signing failed".to_string())
+            }
             PrivKey::Ec(k, _) => Ok(k.sign(&rng, msg).map_err(fail)?.as_ref().to_vec()),
+            PrivKey::P224(k) => {
+                use p224::ecdsa::signature::hazmat::PrehashSigner;
+                // ECDSA over the SHA-256 digest, truncated to the order's 224 bits as Go does.
+                let sig: p224::ecdsa::Signature = p224::ecdsa::SigningKey::from(k)
+                    .sign_prehash(&sha256(msg))
+                    .map_err(|_| "x509: signing failed".to_string())?;
+                let (r, s) = sig.split_bytes();
+                Ok(seq(&[&uint(&r), &uint(&s)]))
+            }
             PrivKey::Ed25519(k) => Ok(k.sign(msg).as_ref().to_vec()),
+            PrivKey::Dsa(_) => {
+                Err("x509: certificate private key does not implement crypto.Signer".into())
+            }
         }
     }
+}
+
+fn sha256(msg: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, msg)
+        .as_ref()
+        .to_vec()
 }
 
 /// sprig's `genPrivateKey`.
 fn generate_private_key(typ: &str) -> Result<String, String> {
     let key = match typ {
         "" | "rsa" => PrivKey::generate_rsa(KeySize::Rsa4096),
-        "dsa" => {
-            return Err(
-                "DSA keys are not supported by this renderer (no DSA implementation)".into(),
-            );
-        }
+        "dsa" => return Ok(generate_dsa()),
         "ecdsa" => EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_ASN1_SIGNING)
             .map(|k| PrivKey::Ec(k, Curve::P256))
             .map_err(|_| "key generation failed".to_string()),
@@ -822,6 +964,13 @@ fn create_certificate(
 ) -> Result<Vec<u8>, String> {
     let subject = subject_name(&t.cn);
     let issuer = parent.map(|p| p.subject.clone()).unwrap_or(subject.clone());
+    // Go's CreateCertificate checks the signer, then the subject's public key, then the parent.
+    if matches!(signer, PrivKey::Dsa(_)) {
+        return Err("x509: certificate private key does not implement crypto.Signer".into());
+    }
+    if matches!(subject_key, PrivKey::Dsa(_)) {
+        return Err("x509: unsupported public key type: *dsa.PublicKey".into());
+    }
     let public_key_bytes = subject_key.public_key_bytes();
     if let Some(p) = parent
         && p.spki != signer.spki()
