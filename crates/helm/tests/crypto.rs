@@ -1,6 +1,7 @@
 //! sprig's crypto functions, whose outputs are random, checked from outside: certificates and
 //! keys are read back with `openssl` (subject, issuer, validity, SANs, key usage, CA flag,
-//! key sizes, chains), bcrypt hashes with libxcrypt (Python's `crypt`), and AES ciphertexts
+//! key sizes, chains; DSA keys with OpenSSL's key check and a signature; RSA-1024/1536 and
+//! P-224 keys made by openssl and handed to the `WithKey` functions), bcrypt hashes with libxcrypt (Python's `crypt`), and AES ciphertexts
 //! and certificates are exchanged with the real helm (`target/oracle/helm`, installed by
 //! `tests/oracles/install.sh` when missing): it decrypts ours and signs with our CA, and we
 //! sign with its CA.
@@ -476,4 +477,239 @@ fn certificates_cross_sign_with_real_helm() {
     // A leaf is not a CA: neither verifies anything signed by the other's leaf key.
     let (ok, _) = p.try_openssl(&["verify", "-CAfile", "@helm_ca", "@helm_leaf"]);
     assert!(!ok);
+}
+
+/// Keys made by openssl that aws-lc-rs will not sign with, which Go (and so we) take: RSA
+/// of 1024 and 1536 bits (PKCS #1 and PKCS #8) and P-224 (SEC 1 and PKCS #8).
+fn small_and_p224_keys() -> String {
+    let keygen = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let keys = [
+        (
+            "rsa1024",
+            keygen(&[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:1024",
+            ]),
+        ),
+        ("rsa1536", keygen(&["genrsa", "-traditional", "1536"])),
+        (
+            "p224",
+            keygen(&["ecparam", "-name", "secp224r1", "-genkey", "-noout"]),
+        ),
+        (
+            "p224p8",
+            keygen(&[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-224",
+            ]),
+        ),
+    ];
+    assert!(keys[0].1.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(keys[1].1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    assert!(keys[2].1.starts_with("-----BEGIN EC PRIVATE KEY-----"));
+    let kv: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    values(&kv)
+}
+
+const SMALL_KEY_CERTS: &str = r#"{{ $p224ca := genCAWithKey "p224-ca" 10 .Values.p224 }}
+{{- $rsaleaf := genSignedCertWithKey "rsa1024-leaf" (list "10.1.1.1") (list "r.example") 5 $p224ca .Values.rsa1024 }}
+{{- $rsaca := genCAWithKey "rsa1536-ca" 10 .Values.rsa1536 }}
+{{- $p224leaf := genSignedCertWithKey "p224-leaf" nil (list "p.example") 5 $rsaca .Values.p224p8 }}
+{{- $self := genSelfSignedCertWithKey "self1024" nil nil 1 .Values.rsa1024 }}
+{{- $gen := genSignedCert "generated" nil nil 1 $p224ca }}
+{{- dict "p224ca" $p224ca.Cert "p224caKey" $p224ca.Key "rsaleaf" $rsaleaf.Cert "rsaleafKey" $rsaleaf.Key "rsaca" $rsaca.Cert "rsacaKey" $rsaca.Key "p224leaf" $p224leaf.Cert "p224leafKey" $p224leaf.Key "self" $self.Cert "selfKey" $self.Key "gen" $gen.Cert | toJson }}"#;
+
+#[test]
+fn small_rsa_and_p224_keys_certify_with_openssl() {
+    let vals = small_and_p224_keys();
+    let out = render(SMALL_KEY_CERTS, &vals, FIXED_NOW);
+    let p = Pems::new(&out);
+
+    // A P-224 CA signs with ECDSA over SHA-256, as Go does for P-224.
+    let ca = p.text("p224ca");
+    has(&ca, "ASN1 OID: secp224r1");
+    has(&ca, "Public-Key: (224 bit)");
+    has(&ca, "Signature Algorithm: ecdsa-with-SHA256");
+    has(&ca, "CA:TRUE");
+    p.verify("p224ca", "p224ca", false);
+    p.assert_key_matches("p224ca", "p224caKey");
+    assert!(out["p224caKey"].starts_with("-----BEGIN EC PRIVATE KEY-----\n"));
+    p.openssl(&["ec", "-check", "-noout", "-in", "@p224caKey"]);
+
+    // ...over an RSA-1024 leaf (the key given as PKCS #8, returned as PKCS #1) and a
+    // generated RSA-2048 one.
+    let leaf = p.text("rsaleaf");
+    has(&leaf, "Public-Key: (1024 bit)");
+    has(&leaf, "Signature Algorithm: ecdsa-with-SHA256");
+    assert_eq!(
+        field(&leaf, "X509v3 Subject Alternative Name:"),
+        "DNS:r.example, IP Address:10.1.1.1"
+    );
+    assert_eq!(
+        field(&leaf, "X509v3 Authority Key Identifier:"),
+        field(&ca, "X509v3 Subject Key Identifier:")
+    );
+    p.verify("p224ca", "rsaleaf", false);
+    p.assert_key_matches("rsaleaf", "rsaleafKey");
+    assert!(out["rsaleafKey"].starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+    p.openssl(&["rsa", "-check", "-noout", "-in", "@rsaleafKey"]);
+    p.verify("p224ca", "gen", false);
+    has(&p.text("gen"), "Public-Key: (2048 bit)");
+
+    // An RSA-1536 CA signs a P-224 leaf (the key given as PKCS #8).
+    let rsaca = p.text("rsaca");
+    has(&rsaca, "Public-Key: (1536 bit)");
+    has(&rsaca, "Signature Algorithm: sha256WithRSAEncryption");
+    p.verify("rsaca", "rsaca", false);
+    let pleaf = p.text("p224leaf");
+    has(&pleaf, "ASN1 OID: secp224r1");
+    has(&pleaf, "Signature Algorithm: sha256WithRSAEncryption");
+    p.verify("rsaca", "p224leaf", false);
+    p.assert_key_matches("p224leaf", "p224leafKey");
+
+    // A self-signed RSA-1024 certificate.
+    has(&p.text("self"), "Public-Key: (1024 bit)");
+    p.verify("self", "self", false);
+    p.assert_key_matches("self", "selfKey");
+
+    // A certificate signed by one CA does not verify under another.
+    let (ok, _) = p.try_openssl(&["verify", "-no_check_time", "-CAfile", "@rsaca", "@rsaleaf"]);
+    assert!(!ok);
+}
+
+#[test]
+fn small_rsa_and_p224_cas_cross_sign_with_real_helm() {
+    let now = real_now();
+    let vals = small_and_p224_keys();
+    let ours = render(
+        r#"{{ $a := genCAWithKey "our-p224-ca" 3 .Values.p224 }}{{ $b := genCAWithKey "our-rsa1024-ca" 3 .Values.rsa1024 }}{{ dict "p224" $a.Cert "p224Key" $a.Key "rsa" $b.Cert "rsaKey" $b.Key | toJson }}"#,
+        &vals,
+        now,
+    );
+    let b64 = |s: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    // helm signs leaves with our CAs...
+    let theirs = helm_render(
+        r#"{{ $a := buildCustomCert .Values.c1 .Values.k1 }}{{ $b := buildCustomCert .Values.c2 .Values.k2 }}{{ dict "l1" (genSignedCert "by-helm-1" nil nil 2 $a).Cert "l2" (genSignedCert "by-helm-2" nil nil 2 $b).Cert | toJson }}"#,
+        &values(&[
+            ("c1", &b64(&ours["p224"])),
+            ("k1", &b64(&ours["p224Key"])),
+            ("c2", &b64(&ours["rsa"])),
+            ("k2", &b64(&ours["rsaKey"])),
+        ]),
+    );
+    // ...and we sign with helm's P-224 CA.
+    let helm_ca = helm_render(
+        r#"{{ $ca := genCAWithKey "helm-p224-ca" 3 .Values.p224p8 }}{{ dict "ca" $ca.Cert "key" $ca.Key | toJson }}"#,
+        &vals,
+    );
+    let ours_leaf = render(
+        r#"{{ $ca := buildCustomCert .Values.c .Values.k }}{{ dict "leaf" (genSignedCertWithKey "by-us" nil nil 2 $ca .Values.rsa1536).Cert | toJson }}"#,
+        &format!(
+            "{vals}{}",
+            values(&[("c", &b64(&helm_ca["ca"])), ("k", &b64(&helm_ca["key"]))])
+        ),
+        now,
+    );
+    let p = Pems::new(&HashMap::from([
+        ("our_p224".to_string(), ours["p224"].clone()),
+        ("our_rsa".to_string(), ours["rsa"].clone()),
+        ("helm_l1".to_string(), theirs["l1"].clone()),
+        ("helm_l2".to_string(), theirs["l2"].clone()),
+        ("helm_ca".to_string(), helm_ca["ca"].clone()),
+        ("our_leaf".to_string(), ours_leaf["leaf"].clone()),
+    ]));
+    p.verify("our_p224", "helm_l1", true);
+    p.verify("our_rsa", "helm_l2", true);
+    p.verify("helm_ca", "our_leaf", true);
+    let t = p.text("our_leaf");
+    assert_eq!(field(&t, "Issuer:"), "CN = helm-p224-ca");
+    has(&t, "Public-Key: (1536 bit)");
+    has(&t, "Signature Algorithm: ecdsa-with-SHA256");
+}
+
+#[test]
+fn dsa_private_keys_read_back_with_openssl() {
+    let out = render(
+        r#"{{ dict "a" (genPrivateKey "dsa") "b" (genPrivateKey "dsa") | toJson }}"#,
+        "",
+        FIXED_NOW,
+    );
+    assert_ne!(out["a"], out["b"], "two keys are never the same");
+    let p = Pems::new(&out);
+    for k in ["a", "b"] {
+        assert!(out[k].starts_with("-----BEGIN DSA PRIVATE KEY-----\n"));
+        // The domain parameters, the public and the private value, and that they belong
+        // together (OpenSSL's full key check).
+        let check = p.openssl(&["pkey", "-check", "-noout", "-in", &format!("@{k}")]);
+        has(&check, "Key is valid");
+        let t = p.openssl(&["dsa", "-noout", "-text", "-in", &format!("@{k}")]);
+        has(&t, "Private-Key: (2048 bit)");
+        // sprig's DSAKeyFormat: version 0, then P (2048 bits), Q (256 bits), G, Y, X.
+        let asn1 = p.openssl(&["asn1parse", "-in", &format!("@{k}")]);
+        let ints: Vec<&str> = asn1
+            .lines()
+            .filter_map(|l| l.split("INTEGER           :").nth(1))
+            .collect();
+        assert_eq!(ints.len(), 6, "{asn1}");
+        assert_eq!(ints[0], "00");
+        assert_eq!(ints[1].len(), 512, "P is 2048 bits: {}", ints[1]);
+        assert_eq!(ints[2].len(), 64, "Q is 256 bits: {}", ints[2]);
+    }
+    // The key signs, and its public half verifies the signature.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sig = dir.path().join("sig");
+    let public = dir.path().join("pub.pem");
+    std::fs::write(&data, b"signed with a sprig DSA key").unwrap();
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    p.openssl(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        "@a",
+        "-out",
+        &s(&sig),
+        &s(&data),
+    ]);
+    p.openssl(&["pkey", "-in", "@a", "-pubout", "-out", &s(&public)]);
+    let v = p.openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        &s(&public),
+        "-signature",
+        &s(&sig),
+        &s(&data),
+    ]);
+    has(&v, "Verified OK");
+    let (ok, _) = p.try_openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        &s(&public),
+        "-signature",
+        &s(&sig),
+        "@b",
+    ]);
+    assert!(!ok, "the signature is not good for other data");
 }

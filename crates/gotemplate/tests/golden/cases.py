@@ -633,3 +633,170 @@ c("sprig_buildCustomCert", '{{ $ca := genCA "a" 1 }}{{ $c := buildCustomCert ($c
   '{{ eq $c.Cert $ca.Cert }} {{ eq $c.Key $ca.Key }} {{ typeOf $c }}')
 c("sprig_buildCustomCert_bad_base64", '{{ buildCustomCert "!!" "" }}')
 c("sprig_buildCustomCert_not_pem", '{{ buildCustomCert ("x" | b64enc) ("y" | b64enc) }}')
+
+# ---- sprig urlParse / urlJoin: Go's net/url Parse and URL.String
+VU = V + """urls:
+  - "https://user:p%40ss@example.com:8443/a%2Fb/c?x=1&y=a+b#frag"
+  - "https://us%20er:pa:ss@example.com/"
+  - "http://:pw@host/"
+  - "http://a@b@c/"
+  - "http://[fe80::1%25en0]:8080/p"
+  - "http://[::1]/"
+  - "http://[::ffff:1.2.3.4]:443"
+  - "https://example.com"
+  - "https://example.com?"
+  - "https://example.com/a b?q=a b#f g"
+  - "https://example.com/p#a#b"
+  - "https://example.com/p#%41%20"
+  - "https://example.com/p#"
+  - "mailto:someone@example.com"
+  - "mailto:a@b.c?subject=hi there#x"
+  - "urn:isbn:0451450523"
+  - "/just/a/path?x"
+  - "relative/path"
+  - "//host.only/x"
+  - "///triple/slash"
+  - "HTTP://EXAMPLE.com/UP"
+  - "http://example.com/%7Efoo/%2e"
+  - "http://h/%E2%82%AC/é"
+  - "http://h/a;b,c@d:e"
+  - "http://h/?a=%zz"
+  - "http://h/!$&'()*+,;=:@"
+  - "file:///etc/hosts"
+  - "http://host:/"
+  - "http://ünïcode.com/"
+  - "*"
+  - ""
+  - "http://h/a?b?c"
+  - "git+ssh://git@github.com:22/org/repo.git"
+"""
+c("sprig_urlParse_table", '{{ range .Values.urls }}{{ $u := urlParse . }}{{ printf "%q %s\\n" . (toJson $u) }}{{ end }}', VU)
+c("sprig_urlJoin_round_trip", '{{ range .Values.urls }}{{ printf "%q %q\\n" . (urlJoin (urlParse .)) }}{{ end }}', VU)
+c("sprig_urlParse_typeOf", '{{ typeOf (urlParse "http://x") }} {{ (urlParse "http://u@x:1").hostname }}')
+c("sprig_urlJoin_dict", '{{ urlJoin (dict "scheme" "https" "host" "h:1" "path" "a b/c?d#e" "query" "x=1 2" "fragment" "f#g!( )" "userinfo" "u%3A:p@w") }}|'
+  '{{ urlJoin (dict "path" "a:b/c") }}|{{ urlJoin (dict "scheme" "file" "path" "/x") }}|{{ urlJoin (dict "scheme" "https") }}|'
+  '{{ urlJoin (dict "scheme" "mailto" "opaque" "a@b" "query" "s=1" "fragment" "z") }}|{{ urlJoin (dict "host" "ü.com" "path" "p") }}|'
+  '{{ urlJoin dict }}|{{ urlJoin (dict "userinfo" "a" "host" "h") }}|{{ urlJoin (dict "userinfo" ":" "host" "h") }}|'
+  '{{ urlJoin (dict "path" "*") }}|{{ urlJoin (dict "scheme" "s" "extra" 1) }}')
+c("sprig_urlJoin_not_string", '{{ urlJoin (dict "scheme" "https" "host" 1) }}')
+c("sprig_urlJoin_float", '{{ urlJoin (dict "path" .Values.f) }}')
+c("sprig_urlJoin_bad_userinfo", '{{ urlJoin (dict "userinfo" "a^b" "host" "h") }}')
+c("sprig_urlParse_bad_host", '{{ urlParse "http://a b.com/" }}')
+c("sprig_urlParse_missing_scheme", '{{ urlParse ":foo" }}')
+c("sprig_urlParse_missing_bracket", '{{ urlParse "http://[::1" }}')
+c("sprig_urlParse_not_ip_literal", '{{ urlParse "http://[foo]/" }}')
+c("sprig_urlParse_ipv4_literal", '{{ urlParse "http://[1.2.3.4]/" }}')
+c("sprig_urlParse_empty_zone", '{{ urlParse "http://[fe80::1%25]/" }}')
+c("sprig_urlParse_bad_port", '{{ urlParse "http://h:port/" }}')
+c("sprig_urlParse_bad_escape", '{{ urlParse "http://h/%zz" }}')
+c("sprig_urlParse_bad_fragment_escape", '{{ urlParse "http://h/#%zz" }}')
+c("sprig_urlParse_host_escape", '{{ urlParse "http://%41.com/" }}')
+c("sprig_urlParse_colon_segment", '{{ urlParse "1http://x" }}')
+c("sprig_urlParse_bad_userinfo", '{{ urlParse "http://u^ser@h/" }}')
+c("sprig_urlParse_control", '{{ urlParse "http://x/a\\tb" }}')
+
+# ---- sprig crypto: DSA keys, RSA keys outside aws-lc-rs's 2048..=8192 bits, P-224 keys.
+VK2 = VK + """rsa512ca: |
+  -----BEGIN CERTIFICATE-----
+  MIIBdzCCASGgAwIBAgIUDqH6UmAmCk928jC3diPY9/kQaXswDQYJKoZIhvcNAQEL
+  BQAwDzENMAsGA1UEAwwEd2VhazAgFw0yNjExMjkxMjI0NDNaGA8yMTI2MTEwNTEy
+  MjQ0M1owDzENMAsGA1UEAwwEd2VhazBcMA0GCSqGSIb3DQEBAQUAA0sAMEgCQQC9
+  QcJKlESZX9zUPhgZsA/f9Cv7Xh3BfVyANcxutwS9+yv+Tpre+iwZIF+XX9eYak+P
+  LlZhOAujx8a9BrxP6xfpAgMBAAGjUzBRMB0GA1UdDgQWBBR/n+iicnOwkBzbTH/b
+  eBhRoUuVKDAfBgNVHSMEGDAWgBR/n+iicnOwkBzbTH/beBhRoUuVKDAPBgNVHRMB
+  Af8EBTADAQH/MA0GCSqGSIb3DQEBCwUAA0EAt9Tsme/1YhPtjTsPLC+QZqwQTd4G
+  K/RvBBh7gOnBuikmUQeKFjTSEH9Jc4khyddQds3JbLt8HutCfSp6TnoR/w==
+  -----END CERTIFICATE-----
+rsa512: |
+  -----BEGIN RSA PRIVATE KEY-----
+  MIIBOwIBAAJBAL1BwkqURJlf3NQ+GBmwD9/0K/teHcF9XIA1zG63BL37K/5Omt76
+  LBkgX5df15hqT48uVmE4C6PHxr0GvE/rF+kCAwEAAQJAT/0iFAlUcQqON/pCj2DV
+  ZM87Y5Nkuim01c9nJwgdbfmmbEy9KUpmwsH2sfGy3tZTNQgbeuN15BM5OpaeotCE
+  AQIhAPXTI+GebsvTSn6pPTxrETGrjJOmnp/OFk282nx1IGOBAiEAxRczxHsr/Jpz
+  UMVkUesd2vQsKtLvQXRJ3Vq2AKSmSGkCIBKDvIgZrq6bU1kG1h3e0oSzLvtP6VKP
+  6w4f0zTcfXwBAiEAuqb4ndFQnQ/gudPW6EXUpnGsCnptn/1znrCzwPQtjlECIQDl
+  93AdyyHvBEvRtHhmBFH/5ZI3qmhxa/ipwhJHaFJODg==
+  -----END RSA PRIVATE KEY-----
+rsa1024: |
+  -----BEGIN RSA PRIVATE KEY-----
+  MIICXQIBAAKBgQCjPNoCjlhTKtR9m7zEg97H9OJsjrthLhjAEhVwHJxmWlRquxyp
+  TIicwmKW/uGEO3N1TQ63lg0/ltkqk/Ho4R5hpAD8q0MVrJHB5SBeUFLa+qm5BlZN
+  54PFAvR9uKroGM8NLgq40gPexJdznQgu+Gv4WA2iHCEzbbcJ5GdpLpHEkQIDAQAB
+  AoGAIiYCvXIlzBAzr6s6zCmCG3aBP5CEZooMJ3IhBfkWRtsyubk2/7vBAHoxwcDE
+  ULNXLfzWzVUYpGrcN2oHu14Myq7HBuUCnQOfQayZf+BXQMggUDOtsWmWb98Hgo1X
+  I795sKxxVB4+sbw9MTtebgMoaQxaY/4WcEDh+O5LImd4dCECQQDQR2ZHBu+M+s/w
+  SXHHgt8bQb6TVejww6MpVVW3xDKBElG1MfdeCRlD3snF1tNeIOFc3NBwveR4cIjM
+  mJqQGsE9AkEAyKOPXreS3h5omqqy1uE3X/btyheQtVMra51oq0/tX+q9E047irUf
+  mVB7Ev0MjRC3NuDk7jo4+X29svARh6sd5QJAOw6z0poF3OzVf2Xj7FWQm7L1reNj
+  TLm8jyDSUGxCgdTG9GD5qmFcF6GZhw6WGo+qN2GpfP5rRTdros/2q7vaZQJBAIID
+  mxAhnQZaZiZzntgnsR56gLSIeLlHX8eohP8eGBAjqMot09+aZxOOV3KCj/OJdXAW
+  Y8ML74ect6SQdIuZkxECQQDPye1L/nZOmsmikZLDg8z8YtLx7urYnw/AZSXz210F
+  yYCDF9qJ8A+Fn8xAmdb7RHgMzGzPZSzDf0xqvTNSVZc/
+  -----END RSA PRIVATE KEY-----
+rsa1024p8: |
+  -----BEGIN PRIVATE KEY-----
+  MIICeAIBADANBgkqhkiG9w0BAQEFAASCAmIwggJeAgEAAoGBAMFI4/RsdJyGsTtl
+  Z+ohS4f5SdUUnR2J96Ql1/yY6VwIThR5nq+yFvNIrpCruaZtv1WKYYXJ9zOWLpZg
+  ETRt9EvTeyR3JyI0q+gEXXSzIVTm9jv3FuRthcjjTK/UMpBiMZQfA+KFntNoCDC0
+  dq3at8m23ENaeRfm9m5f4eP1alvHAgMBAAECgYBkbwG0Ul7NrteNK4YxjJd40jph
+  NFLntHcvnlJ6+OHZZp9b2E5ysTFnvQ6oMfNH3aMcScmfAXEoJxOSI90Mx0225/YW
+  LqaXAayuTg8xWJOG4fkFPmuUkIdVOLEZPa8toJG0JS5D60guNprnv9nQ3XIr0E/R
+  xOPstCXW8BMoEYFckQJBAPv7y058cIlTSPq4mGFOqTUnDaxcVQxSeJ+CfJ/O6lL3
+  tO2S4ECGKneOoa/X5p9XnGnslh4PNaOj2puZajSo0eMCQQDEXZQmgs8TYBQngdVr
+  me7Qd14bc+NwcleGyHyN453DGBkWB5cxxpKqrJmBurFYuyyLjz3xJqaPBPlErkqJ
+  yuPNAkEA39e7sQsmRTdw+xiEdNyVv5vjr5uOCZYxhTE7WBNNYUqetPTmtSr6Cp7v
+  zu9x9Va0ofwDFszYD3f9OIA+Mm1NlQJBAMAPVywjnS4yNwQ9NOU9dhtn5R+sxbPh
+  4kHuLgUJr/B1zXOCkRsaQbG1h58fXv6OdA88VzVavGX+U2AdqMIFM7ECQQC7djpP
+  rataIy8qYPVPXvNRevE/hDMhIC1NFPYliJzhSczxLYmM6RyPaEsv9WssUtMBHpql
+  SahNG/lXe9/6ut83
+  -----END PRIVATE KEY-----
+p224: |
+  -----BEGIN EC PRIVATE KEY-----
+  MGgCAQEEHFjIy3+dsfKDF0Tra4xGARfz79ugZshalUKmUN6gBwYFK4EEACGhPAM6
+  AAQbT/9UNSxWqeBd+aA++5GKNphMyK+dupxVKr9pRAZWgOIkqQLgaZ7G7gWlTKOC
+  PY80LqbHswqsHw==
+  -----END EC PRIVATE KEY-----
+p224p8: |
+  -----BEGIN PRIVATE KEY-----
+  MHgCAQAwEAYHKoZIzj0CAQYFK4EEACEEYTBfAgEBBBxYyMt/nbHygxdE62uMRgEX
+  8+/boGbIWpVCplDeoTwDOgAEG0//VDUsVqngXfmgPvuRijaYTMivnbqcVSq/aUQG
+  VoDiJKkC4Gmexu4FpUyjgj2PNC6mx7MKrB8=
+  -----END PRIVATE KEY-----
+dsa: |
+  -----BEGIN DSA PRIVATE KEY-----
+  MIIDTQIBAAKCAQEAn1y7/yVvSnonGhbFLDvoy98Z/XxNFPT9Wn+IRAREiNSzMKmW
+  x38AMA68Q/BSvx4/aUKxcoI6Zri5bDo+/+cxbeG/PQ6hcZCZGfv7L64bhSZIJSir
+  fTKUFnQONgd8zRubQTbHGfyozS4M2uonNDeQpfOOspEHZjLYC6q166f+3yiXGX59
+  FnakDlOqVRUMTGXaYpTvy16jYnio5fs+DvNFzacV9b749UtQB7EkuK37izXf+SL1
+  SlYut8MRa3NRrbPsOPosfd5AX7RgRfqt6NpqXwVaszCP6authl5MkQlQugNCkycX
+  cj6MdCsys4BjYzMsYOUPwm0IM68v6iRv5P+HeQIdAJ2Nwxs9N27U4HDs1cnhPVlG
+  inA27dAbi2YndZ8CggEAYZq9/DZakPEtWRWS6p3b1DUT0qKG8v124gXRg6yoN++w
+  VRMz2uwYaIzm/0L3LEY5lLK2ZJcMUaMV83JRB62oD03c7+3fPVduebatYaFOQtdC
+  KB1WlbHO0jNwB4GQbC3LjDfmVpWYo3Rht6N+VnuSZaDMQfFtfsHK+OABqF9VA4TE
+  FvhuBvzIoF3rSDOYMlcPbdQU7byO+rhyBqc4KsQKkY51CvzEN3o94ANz2W1vHxPA
+  qBJ71k1HBcx7ZNNllHaX6Nbmf60g+bFmshwROxH8TkLYRJ2B0cbJATlye5nMppu1
+  wrcJiPSyw6wPg6HCFu7c+k4oGoXl2c+ZHeLY2KX0KwKCAQAjTvK7ggdct56fqiw6
+  v7XyFoVUVd775uUAWUbwhFe8jA8RdsutA8uSEHdM3gca0z8SUDLW9Yb89omM10Ak
+  M48MyEW31bJ+o0f/gE5+LFHUzWRSd7StzZrqVU9KAVGSTCuPbZw2CakhcTDITFO1
+  3Oy6lrVMKpZZUwd6sZgBCcpTQxCpESkoSBDlJ2k3gNAJdMKqkbI21SIACTga0lzb
+  cbWNuThCGcaWlQPj5P/rJPP186gS8+qQgfZzp9RyTXJbdTAhq9mhB2gbChdMIgeO
+  0bc+GvaYAa+ebu7d1o43DgoHg9aHF/rN2I4rUmZ++/v2uXu7GdlXk1j0zi56bJQi
+  MxhCAhxSOoPOEE8V4DPPacXibN+XgJDp1OZW1YVZUTWM
+  -----END DSA PRIVATE KEY-----
+"""
+c("sprig_genPrivateKey_dsa_shape", '{{ $k := genPrivateKey "dsa" }}{{ $k | trunc 31 }} {{ $k | regexFind "-----END [A-Z ]+-----" }}')
+c("sprig_withKey_small_rsa_and_p224_key_pem", '{{ (genCAWithKey "x" 1 .Values.rsa1024).Key }}|{{ (genCAWithKey "x" 1 .Values.rsa1024p8).Key }}|'
+  '{{ (genSelfSignedCertWithKey "x" nil nil 1 .Values.p224).Key }}|{{ (genSelfSignedCertWithKey "x" nil nil 1 .Values.p224p8).Key }}', VK2)
+c("sprig_withKey_small_rsa_and_p224_certs", '{{ $ca := genCAWithKey "ca" 1 .Values.p224 }}{{ $c := genSignedCertWithKey "s" nil (list "a") 1 $ca .Values.rsa1024 }}'
+  '{{ $c.Cert | trunc 27 }} {{ $c.Key | eq .Values.rsa1024 }} '
+  '{{ $c2 := genSignedCert "t" nil nil 1 (genCAWithKey "ca2" 1 .Values.rsa1024p8) }}{{ $c2.Cert | trunc 27 }}', VK2)
+c("sprig_genSignedCertWithKey_rsa512_subject", '{{ $c := genSignedCertWithKey "s" nil nil 1 (genCA "ca" 1) .Values.rsa512 }}'
+  '{{ $c.Key | eq .Values.rsa512 }} {{ $c.Cert | trunc 27 }}', VK2)
+c("sprig_genCAWithKey_rsa512", '{{ genCAWithKey "x" 1 .Values.rsa512 }}', VK2)
+c("sprig_genSignedCert_rsa512_ca", '{{ $ca := buildCustomCert (.Values.rsa512ca | b64enc) (.Values.rsa512 | b64enc) }}'
+  '{{ genSignedCert "y" nil nil 1 $ca }}', VK2)
+c("sprig_genCAWithKey_dsa", '{{ genCAWithKey "x" 1 .Values.dsa }}', VK2)
+c("sprig_genSignedCertWithKey_dsa_subject", '{{ genSignedCertWithKey "s" nil nil 1 (genCA "ca" 1) .Values.dsa }}', VK2)
+c("sprig_genSignedCert_dsa_ca", '{{ $ca := buildCustomCert ((genCA "x" 1).Cert | b64enc) (.Values.dsa | b64enc) }}'
+  '{{ genSignedCert "y" nil nil 1 $ca }}', VK2)
+c("sprig_genCAWithKey_bad_dsa", '{{ genCAWithKey "x" 1 "-----BEGIN DSA PRIVATE KEY-----\\nMAMCAQA=\\n-----END DSA PRIVATE KEY-----\\n" }}')
