@@ -338,31 +338,41 @@ fn parse_authority(authority: &[u8]) -> Result<(User, Vec<u8>), String> {
     Ok((Some(user), host))
 }
 
-/// Go's `parseHost`: host[:port], with RFC 6874 zones in IPv6 literals.
+/// Go's `parseHost`: host[:port], with RFC 6874 zones in IPv6 literals. Since Go 1.25.2 a
+/// '[' may only open the host, and the brackets must hold an IPv6 address.
 fn parse_host(host: &[u8]) -> Result<Vec<u8>, String> {
-    if host.starts_with(b"[") {
-        let i = rfind(host, b']').ok_or("missing ']' in host")?;
-        let colon_port = &host[i + 1..];
-        if !valid_optional_port(colon_port) {
-            return Err(format!(
-                "invalid port {} after host",
-                quote(&lossy(colon_port))
-            ));
+    match rfind(host, b'[') {
+        Some(open) if open > 0 => return Err("invalid IP-literal".into()),
+        Some(_) => {
+            let close = rfind(host, b']').ok_or("missing ']' in host")?;
+            let colon_port = &host[close + 1..];
+            if !valid_optional_port(colon_port) {
+                return Err(format!(
+                    "invalid port {} after host",
+                    quote(&lossy(colon_port))
+                ));
+            }
+            let port = unescape(colon_port, Mode::Host)?;
+            // The zone, from "%25" on, is unescaped by its own rules.
+            let inside = &host[1..close];
+            let mut addr;
+            match inside.windows(3).position(|w| w == b"%25") {
+                Some(z) => {
+                    addr = unescape(&inside[..z], Mode::Host)?;
+                    addr.extend(unescape(&inside[z..], Mode::Zone)?);
+                }
+                None => addr = unescape(inside, Mode::Host)?,
+            }
+            check_ip_literal(&addr)?;
+            let mut out = b"[".to_vec();
+            out.extend(addr);
+            out.push(b']');
+            out.extend(port);
+            return Ok(out);
         }
-        // Unescaped as Go does (the zone, from "%25" on, by its own rules), then, since
-        // Go 1.25.2, the brackets must hold an IPv6 address.
-        let zone = host[..i].windows(3).position(|w| w == b"%25");
-        let mut inside = unescape(&host[1..zone.unwrap_or(i)], Mode::Host)?;
-        if let Some(z) = zone {
-            inside.extend(unescape(&host[z..i], Mode::Zone)?);
-        }
-        let port = unescape(&host[i..], Mode::Host)?;
-        check_ip_literal(&inside)?;
-        let mut out = b"[".to_vec();
-        out.extend(inside);
-        out.extend(port);
-        return Ok(out);
-    } else if let Some(i) = rfind(host, b':') {
+        None => {}
+    }
+    if let Some(i) = rfind(host, b':') {
         let colon_port = &host[i..];
         if !valid_optional_port(colon_port) {
             return Err(format!(
@@ -375,28 +385,152 @@ fn parse_host(host: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// Go 1.25's check of a bracketed host: a `netip.ParseAddr` address that is not IPv4.
-/// The messages of netip's IPv4 and IPv6 syntax errors are not reproduced in detail: a
-/// malformed address is reported as "unable to parse IP".
 fn check_ip_literal(addr: &[u8]) -> Result<(), String> {
-    let text = lossy(addr);
-    let fail = |msg: &str| Err(format!("invalid host: ParseAddr({}): {msg}", quote(&text)));
-    match addr.iter().find(|c| matches!(c, b'.' | b':' | b'%')) {
-        None => fail("unable to parse IP"),
-        Some(b'%') => fail("missing IPv6 address"),
-        Some(b'.') => match text.parse::<std::net::Ipv4Addr>() {
-            Ok(_) => Err("invalid IP-literal".into()),
-            Err(_) => fail("unable to parse IP"),
-        },
-        Some(_) => {
-            let (ip, zone) = text.split_once('%').unwrap_or((&text, "-"));
-            if zone.is_empty() {
-                return fail("zone must be a non-empty string");
+    match parse_addr(addr) {
+        Ok(true) => Err("invalid IP-literal".into()),
+        Ok(false) => Ok(()),
+        Err(e) => Err(format!("invalid host: {e}")),
+    }
+}
+
+/// A `netip.ParseAddr` syntax error: (message, the unparsed rest it was found at).
+type AddrError<'a> = (String, &'a [u8]);
+
+fn addr_error(input: &[u8], (msg, at): AddrError<'_>) -> String {
+    let mut e = format!("ParseAddr({}): {msg}", quote(&lossy(input)));
+    if !at.is_empty() {
+        e.push_str(&format!(" (at {})", quote(&lossy(at))));
+    }
+    e
+}
+
+/// Go's `netip.ParseAddr`, for its errors: Ok(true) for IPv4, Ok(false) for IPv6.
+fn parse_addr(s: &[u8]) -> Result<bool, String> {
+    let r = match s.iter().find(|c| matches!(c, b'.' | b':' | b'%')) {
+        Some(b'.') => parse_ipv4(s).map(|_| true),
+        Some(b':') => parse_ipv6(s).map(|_| false),
+        Some(_) => Err(("missing IPv6 address".into(), &b""[..])),
+        None => Err(("unable to parse IP".into(), &b""[..])),
+    };
+    r.map_err(|e| addr_error(s, e))
+}
+
+fn parse_ipv4(s: &[u8]) -> Result<[u8; 4], AddrError<'_>> {
+    let err = |msg: &str, at: &'static [u8]| Err((msg.to_string(), at));
+    let mut fields = [0u8; 4];
+    let (mut val, mut pos, mut digits) = (0u32, 0usize, 0);
+    for (i, &c) in s.iter().enumerate() {
+        if c.is_ascii_digit() {
+            if digits == 1 && val == 0 {
+                return err("IPv4 field has octet with leading zero", b"");
             }
-            match ip.parse::<std::net::Ipv6Addr>() {
-                Ok(_) => Ok(()),
-                Err(_) => fail("unable to parse IP"),
+            val = val * 10 + u32::from(c - b'0');
+            digits += 1;
+            if val > 255 {
+                return err("IPv4 field has value >255", b"");
+            }
+        } else if c == b'.' {
+            if i == 0 || i == s.len() - 1 || s[i - 1] == b'.' {
+                return Err(("IPv4 field must have at least one digit".into(), &s[i..]));
+            }
+            if pos == 3 {
+                return err("IPv4 address too long", b"");
+            }
+            fields[pos] = val as u8;
+            pos += 1;
+            val = 0;
+            digits = 0;
+        } else {
+            return Err(("unexpected character".into(), &s[i..]));
+        }
+    }
+    if pos < 3 {
+        return err("IPv4 address too short", b"");
+    }
+    fields[3] = val as u8;
+    Ok(fields)
+}
+
+fn parse_ipv6(input: &[u8]) -> Result<(), AddrError<'_>> {
+    let fail = |msg: &str, at: &'static [u8]| Err((msg.to_string(), at));
+    let mut s = input;
+    if let Some(z) = find(s, b'%') {
+        if z + 1 == s.len() {
+            return fail("zone must be a non-empty string", b"");
+        }
+        s = &s[..z];
+    }
+    let mut ellipsis: Option<usize> = None;
+    if s.starts_with(b"::") {
+        ellipsis = Some(0);
+        s = &s[2..];
+        if s.is_empty() {
+            return Ok(());
+        }
+    }
+    let mut i = 0;
+    while i < 16 {
+        let mut off = 0;
+        while off < s.len() && s[off].is_ascii_hexdigit() {
+            if off == 4 {
+                return Err(("each group must have 4 or less digits".into(), s));
+            }
+            off += 1;
+        }
+        if off == 0 {
+            return Err((
+                "each colon-separated field must have at least one digit".into(),
+                s,
+            ));
+        }
+        if s.get(off) == Some(&b'.') {
+            if ellipsis.is_none() && i != 12 {
+                return Err((
+                    "embedded IPv4 address must replace the final 2 fields of the address".into(),
+                    s,
+                ));
+            }
+            if i + 4 > 16 {
+                return Err((
+                    "too many hex fields to fit an embedded IPv4 at the end of the address".into(),
+                    s,
+                ));
+            }
+            // Its errors are reported as the IPv4 parser's, against the whole input.
+            parse_ipv4(s)?;
+            s = b"";
+            i += 4;
+            break;
+        }
+        i += 2;
+        s = &s[off..];
+        if s.is_empty() {
+            break;
+        }
+        if s[0] != b':' {
+            return Err(("unexpected character, want colon".into(), s));
+        } else if s.len() == 1 {
+            return Err(("colon must be followed by more characters".into(), s));
+        }
+        s = &s[1..];
+        if s[0] == b':' {
+            if ellipsis.is_some() {
+                return Err(("multiple :: in address".into(), s));
+            }
+            ellipsis = Some(i);
+            s = &s[1..];
+            if s.is_empty() {
+                break;
             }
         }
+    }
+    if !s.is_empty() {
+        return Err(("trailing garbage after address".into(), s));
+    }
+    match (i < 16, ellipsis) {
+        (true, None) => fail("address string too short", b""),
+        (false, Some(_)) => fail("the :: must expand to at least one field of zeros", b""),
+        _ => Ok(()),
     }
 }
 
@@ -622,6 +756,32 @@ mod tests {
         assert_eq!(
             parse(":foo").unwrap_err(),
             "parse \":foo\": missing protocol scheme"
+        );
+    }
+
+    #[test]
+    fn bracketed_hosts_like_go_1_25() {
+        assert_eq!(check_ip_literal(b"fe80::1%eth0"), Ok(()));
+        assert_eq!(check_ip_literal(b"::ffff:1.2.3.4"), Ok(()));
+        assert_eq!(
+            check_ip_literal(b"1.2.3.4").unwrap_err(),
+            "invalid IP-literal"
+        );
+        assert_eq!(
+            check_ip_literal(b"12345::").unwrap_err(),
+            "invalid host: ParseAddr(\"12345::\"): each group must have 4 or less digits (at \"12345::\")"
+        );
+        assert_eq!(
+            check_ip_literal(b"::1.2.x.4").unwrap_err(),
+            "invalid host: ParseAddr(\"::1.2.x.4\"): unexpected character (at \"x.4\")"
+        );
+        assert_eq!(
+            check_ip_literal(b"1:2").unwrap_err(),
+            "invalid host: ParseAddr(\"1:2\"): address string too short"
+        );
+        assert_eq!(
+            parse("http://a[b/").unwrap_err(),
+            "parse \"http://a[b/\": invalid IP-literal"
         );
     }
 
