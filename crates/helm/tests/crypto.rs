@@ -713,3 +713,31 @@ fn dsa_private_keys_read_back_with_openssl() {
     ]);
     assert!(!ok, "the signature is not good for other data");
 }
+
+/// An RSA key over aws-lc-rs's 8192-bit limit (Go has none): the 8704-bit key of the golden
+/// table's `sprig_withKey_rsa_8704` case (generating one takes minutes).
+#[test]
+fn rsa_keys_over_8192_bits_certify_with_openssl() {
+    let path = workspace_root().join("crates/gotemplate/tests/golden/golden.json");
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let case = golden["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "sprig_withKey_rsa_8704")
+        .expect("the golden case sprig_withKey_rsa_8704");
+    let vals = case["values"].as_str().unwrap();
+    let out = render(
+        r#"{{ $ca := genCAWithKey "big-ca" 1 .Values.rsa8704 }}{{ $leaf := genSignedCert "leaf" nil nil 1 $ca }}{{ dict "ca" $ca.Cert "key" $ca.Key "leaf" $leaf.Cert | toJson }}"#,
+        vals,
+        FIXED_NOW,
+    );
+    let p = Pems::new(&out);
+    let t = p.text("ca");
+    has(&t, "Public-Key: (8704 bit)");
+    has(&t, "Signature Algorithm: sha256WithRSAEncryption");
+    p.verify("ca", "ca", false);
+    p.verify("ca", "leaf", false);
+    p.assert_key_matches("ca", "key");
+}
