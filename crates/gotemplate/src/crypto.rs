@@ -5,8 +5,9 @@
 //!
 //! Unlike the rest of the engine, key material, certificate serial numbers, bcrypt salts and
 //! AES IVs never come from [`crate::Host`] (whose generator may be a seeded, predictable
-//! one): they come from the system's CSPRNG through aws-lc-rs. The clock (a certificate's
-//! NotBefore) does come from the host.
+//! one): they come from the system's CSPRNG, through aws-lc-rs or (for the RustCrypto
+//! crates below) straight from the OS. The clock (a certificate's NotBefore) does come from
+//! the host.
 //!
 //! Certificates are built as Go's `x509.CreateCertificate` builds them for sprig's templates,
 //! field for field and extension for extension, so that a certificate differs from Helm's
