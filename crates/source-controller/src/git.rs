@@ -84,6 +84,8 @@ pub struct Auth {
     pub client_identity_pem: Option<Vec<u8>>,
     /// SSH private key, its passphrase and the trusted host keys.
     pub ssh: Option<SshAuth>,
+    /// The proxy of `spec.proxySecretRef`.
+    pub proxy: Option<crate::proxy::ProxyConfig>,
 }
 
 /// SSH credentials (`identity`, `password`, `known_hosts` of the Secret).
@@ -105,6 +107,7 @@ impl std::fmt::Debug for Auth {
             .field("ca", &self.ca_pem.is_some())
             .field("client_cert", &self.client_identity_pem.is_some())
             .field("ssh", &self.ssh.is_some())
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -273,9 +276,16 @@ fn http_options(
         ),
         None => None,
     };
+    let proxy = match &auth.proxy {
+        Some(p) => Some(p.reqwest_proxy().map_err(GitError::AuthConfig)?),
+        None => None,
+    };
     let backend = http::reqwest::Options {
         configure_client: Some(Box::new(move |mut b: reqwest::blocking::ClientBuilder| {
             b = b.timeout(timeout);
+            if let Some(p) = &proxy {
+                b = b.proxy(p.clone());
+            }
             if let Some(ca) = &ca {
                 b = b.tls_certs_merge(ca.iter().cloned());
             }
@@ -487,7 +497,17 @@ fn has_commit(repo: &gix::Repository, hex: &str) -> Option<gix::ObjectId> {
 pub fn fetch(req: &FetchRequest<'_>) -> Result<FetchOutcome, GitError> {
     let mut repo = open_cache(req.cache_dir)?;
     if !is_ssh_url(req.url) {
-        return fetch_with(req, repo);
+        return match &req.auth.proxy {
+            Some(p) => fetch_with(req, repo).map_err(|e| p.explain(e)),
+            None => fetch_with(req, repo),
+        };
+    }
+    if let Some(p) = &req.auth.proxy {
+        return Err(GitError::Other(format!(
+            "unable to fetch from '{}': {}",
+            req.url,
+            p.ssh_unsupported()
+        )));
     }
     let ssh_dir = configure_ssh(&mut repo, req.auth, req.timeout)?;
     fetch_with(req, repo).map_err(|e| {

@@ -236,6 +236,46 @@ impl GitRepositoryReconciler {
         })
     }
 
+    /// The proxy of `spec.proxySecretRef` (Flux's `ProxyURLFromSecretRef`): an unusable
+    /// Secret fails the fetch with AuthenticationFailed, and is retried.
+    async fn proxy(
+        &self,
+        ctx: &Context,
+        obj: &GitRepository,
+    ) -> Result<Option<crate::proxy::ProxyConfig>, Failure> {
+        let Some(r) = &obj.spec.proxy_secret_ref else {
+            return Ok(None);
+        };
+        let ns = obj.namespace().unwrap_or_default();
+        let secret_ref = format!("{ns}/{}", r.name);
+        let fail = |e: String| Failure {
+            reason: reasons::AUTHENTICATION_FAILED,
+            message: format!("failed to configure proxy options: {e}"),
+            condition: ct::FETCH_FAILED,
+            stalled: false,
+        };
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        let secret = match api.get_opt(&r.name).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(fail(format!("secret '{secret_ref}' not found"))),
+            Err(e) => {
+                return Err(fail(format!(
+                    "failed to get secret '{secret_ref}': {}",
+                    kube_msg(&e)
+                )));
+            }
+        };
+        let data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        crate::proxy::from_secret_data(&secret_ref, &data)
+            .map(Some)
+            .map_err(fail)
+    }
+
     /// The artifacts of the included repositories, in `spec.include` order (Flux's
     /// `fetchIncludes`): a missing repository or one without an artifact makes the object wait.
     async fn fetch_includes(
@@ -436,7 +476,9 @@ impl GitRepositoryReconciler {
             st.source_verification_mode = None;
             cond::remove(conds, ct::SOURCE_VERIFIED);
         }
-        let auth = self.auth(ctx, obj).await?;
+        let proxy = self.proxy(ctx, obj).await?;
+        let mut auth = self.auth(ctx, obj).await?;
+        auth.proxy = proxy;
         let includes = self.fetch_includes(ctx, obj).await?;
         cond::remove(conds, ct::INCLUDE_UNAVAILABLE);
         let reference = GitRef::from_spec(&obj.spec.effective_ref());

@@ -5,6 +5,7 @@
 pub mod git;
 pub mod gitrepository;
 pub mod include;
+pub mod proxy;
 pub mod semver_tags;
 pub mod verify;
 

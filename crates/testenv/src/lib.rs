@@ -11,6 +11,7 @@ mod cluster;
 mod crds;
 pub mod git;
 pub mod git_ssh;
+pub mod proxy;
 mod watchdog;
 pub use watchdog::spawn_supervised;
 

@@ -1,0 +1,211 @@
+//! GitRepository `spec.proxySecretRef` through a real proxy (Debian's tinyproxy) to git
+//! http-backend, on the real control plane: the clone goes through the proxy (its log shows
+//! the git requests), wrong proxy credentials and a stopped proxy fail the object with a
+//! message naming the proxy, and unusable proxy Secrets fail with Flux's messages.
+
+mod support;
+
+use ferroflux_api::source::GitRepository;
+use ferroflux_testenv::ControlPlane;
+use ferroflux_testenv::git::GitHttpServer;
+use ferroflux_testenv::proxy::TinyProxy;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use support::*;
+
+async fn setup(prefix: &str) -> (kube::Client, String, Api<GitRepository>) {
+    let cp = ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let ns = cp.namespace(&client, prefix).await.unwrap();
+    let api: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    (client, ns, api)
+}
+
+async fn secret(client: &kube::Client, ns: &str, name: &str, data: serde_json::Value) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let s: Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data,
+    }))
+    .unwrap();
+    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&s))
+        .await
+        .unwrap();
+}
+
+/// A GitRepository on `url` through the proxy of Secret `proxy_secret`.
+fn proxied(name: &str, url: &str, proxy_secret: &str) -> GitRepository {
+    let mut v = serde_json::to_value(gitrepo(
+        name,
+        url,
+        serde_json::json!({"branch": "main"}),
+        None,
+    ))
+    .unwrap();
+    v["spec"]["proxySecretRef"] = serde_json::json!({ "name": proxy_secret });
+    serde_json::from_value(v).unwrap()
+}
+
+fn condition(o: &GitRepository, type_: &str) -> Option<(String, String, String)> {
+    o.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn is_ready_false(o: &GitRepository) -> bool {
+    ready(o).is_some_and(|(s, _, _)| s == "False")
+}
+
+/// The proxy's log lines for git requests to `repo_path` (e.g. `/app.git/info/refs`).
+fn proxied_requests(proxy: &TinyProxy, base_url: &str, repo_path: &str) -> Vec<String> {
+    let wanted = format!("{base_url}{repo_path}");
+    proxy
+        .log()
+        .lines()
+        .filter(|l| l.contains("Request (file descriptor") && l.contains(&wanted))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clone_through_an_authenticating_proxy_and_fail_clearly_without_it() {
+    assert!(
+        ferroflux_testenv::proxy::tinyproxy_binary().is_some(),
+        "tinyproxy is required: apt-get install tinyproxy"
+    );
+    let (client, ns, api) = setup("git-proxy").await;
+    let root = tempfile::tempdir().unwrap();
+    let repo = Repo::new(root.path(), "app.git");
+    let c1 = repo.commit(&[("app.yaml", "through the proxy")], "first");
+    let server = GitHttpServer::start(root.path(), None).await.unwrap();
+    let mut proxy = TinyProxy::start(Some(("proxyuser", "proxypass")))
+        .await
+        .unwrap();
+    secret(
+        &client,
+        &ns,
+        "proxy",
+        serde_json::json!({"address": proxy.url(), "username": "proxyuser", "password": "proxypass"}),
+    )
+    .await;
+    secret(
+        &client,
+        &ns,
+        "proxy-wrong",
+        serde_json::json!({"address": proxy.url(), "username": "proxyuser", "password": "nope"}),
+    )
+    .await;
+    secret(
+        &client,
+        &ns,
+        "proxy-noaddress",
+        serde_json::json!({"username": "proxyuser"}),
+    )
+    .await;
+    let _ctl = Controller::start(client.clone(), &ns, &[]).await;
+    let url = server.url("app");
+
+    // Through the proxy: the artifact is stored and the proxy logged the git requests.
+    create(&api, &proxied("via-proxy", &url, "proxy")).await;
+    let o = wait_for(&api, "via-proxy", "Ready via the proxy", is_ready_true).await;
+    assert_eq!(revision(&o), format!("main@sha1:{c1}"));
+    let seen = proxied_requests(&proxy, &server.base_url, "/app.git/");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("GET ") && l.contains("/app.git/info/refs")),
+        "the proxy did not see the ref advertisement: {seen:#?}\nlog:\n{}",
+        proxy.log()
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("POST ") && l.contains("/app.git/git-upload-pack")),
+        "the proxy did not see the pack request: {seen:#?}"
+    );
+
+    // Wrong proxy credentials: the proxy refuses, the object says so.
+    let before = proxied_requests(&proxy, &server.base_url, "/app.git/").len();
+    create(&api, &proxied("wrong-creds", &url, "proxy-wrong")).await;
+    let o = wait_for(
+        &api,
+        "wrong-creds",
+        "Ready=False for wrong proxy credentials",
+        is_ready_false,
+    )
+    .await;
+    let (_, reason, msg) = ready(&o).unwrap();
+    assert_eq!(reason, "GitOperationFailed", "{msg}");
+    assert!(
+        msg.starts_with(&format!(
+            "failed to checkout and determine revision: unable to fetch from '{url}'"
+        )) && msg.contains("spec.proxySecretRef"),
+        "{msg}"
+    );
+    let (st, _, fetch_msg) = condition(&o, "FetchFailed").unwrap();
+    assert_eq!((st.as_str(), fetch_msg.as_str()), ("True", msg.as_str()));
+    assert!(
+        proxied_requests(&proxy, &server.base_url, "/app.git/").len() > before,
+        "the refused request did not reach the proxy"
+    );
+
+    // Without the required address: Flux's message, AuthenticationFailed.
+    create(&api, &proxied("no-address", &url, "proxy-noaddress")).await;
+    let o = wait_for(&api, "no-address", "Ready=False", is_ready_false).await;
+    assert_eq!(
+        ready(&o).unwrap(),
+        (
+            "False".to_string(),
+            "AuthenticationFailed".to_string(),
+            format!(
+                "failed to configure proxy options: secret '{ns}/proxy-noaddress': key 'address' not found"
+            )
+        )
+    );
+
+    // A missing Secret.
+    create(&api, &proxied("no-secret", &url, "absent")).await;
+    let o = wait_for(&api, "no-secret", "Ready=False", is_ready_false).await;
+    let (_, reason, msg) = ready(&o).unwrap();
+    assert_eq!(reason, "AuthenticationFailed");
+    assert_eq!(
+        msg,
+        format!("failed to configure proxy options: secret '{ns}/absent' not found")
+    );
+    assert_eq!(
+        condition(&o, "FetchFailed").unwrap().1,
+        "AuthenticationFailed"
+    );
+
+    // ssh:// URLs cannot go through the proxy here: refused, never bypassing it.
+    let ssh_url = "ssh://git@127.0.0.1:1/app.git";
+    create(&api, &proxied("over-ssh", ssh_url, "proxy")).await;
+    let o = wait_for(&api, "over-ssh", "Ready=False", is_ready_false).await;
+    let (_, reason, msg) = ready(&o).unwrap();
+    assert_eq!(reason, "GitOperationFailed");
+    assert_eq!(
+        msg,
+        format!(
+            "failed to checkout and determine revision: unable to fetch from '{ssh_url}': proxy: unknown scheme: http (ssh:// URLs can only be proxied through socks5)"
+        )
+    );
+
+    // The proxy goes down: a new commit cannot be fetched, and the message names the proxy.
+    proxy.stop();
+    let c2 = repo.commit(&[("app.yaml", "after the proxy stopped")], "second");
+    request_reconcile(&api, "via-proxy", "proxy-down").await;
+    let o = wait_for(&api, "via-proxy", "Ready=False with the proxy down", |o| {
+        is_ready_false(o)
+    })
+    .await;
+    let (_, reason, msg) = ready(&o).unwrap();
+    assert_eq!(reason, "GitOperationFailed", "{msg}");
+    assert!(
+        msg.contains(&format!("unable to fetch from '{url}'")) && msg.contains("proxy"),
+        "{msg}"
+    );
+    // The artifact of the first commit is kept; the second was never fetched.
+    assert_eq!(revision(&o), format!("main@sha1:{c1}"));
+    assert_ne!(c1, c2);
+}
