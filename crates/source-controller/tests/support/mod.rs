@@ -2,6 +2,7 @@
 //! started in-process on the shared control plane, and polling helpers.
 #![allow(dead_code)]
 
+pub mod signing;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
