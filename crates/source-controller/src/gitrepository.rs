@@ -31,6 +31,9 @@ use crate::verify::{self, TrustedKeys};
 /// The kind name used in storage paths and metrics.
 pub const KIND: &str = "GitRepository";
 
+/// `ArtifactOutdated` reason when only the included artifacts changed (Flux's literal).
+pub const INCLUDE_CHANGE: &str = "IncludeChange";
+
 /// Counter of reconciles that found the remote unchanged and skipped the fetch.
 pub const FETCH_SKIPPED_METRIC: &str = "gotk_git_fetch_skipped_total";
 
@@ -234,6 +237,42 @@ impl GitRepositoryReconciler {
             condition: ct::FETCH_FAILED,
             stalled: false,
         })
+    }
+
+    /// Flux's progressive status: Reconciling (and Ready=Unknown unless it is False) with
+    /// what is being done, patched right away so it is visible while the work goes on.
+    async fn progress(
+        &self,
+        ctx: &Context,
+        obj: &GitRepository,
+        st: &GitRepositoryStatus,
+        conds: &mut Vec<Condition>,
+        message: &str,
+    ) -> Result<(), Failure> {
+        let generation = obj.meta().generation;
+        let now = Timestamp::now();
+        cond::mark_reconciling(conds, reasons::PROGRESSING, message, generation, now);
+        if !cond::is_false(conds, ct::READY) {
+            cond::mark_unknown(
+                conds,
+                ct::READY,
+                reasons::PROGRESSING,
+                message,
+                generation,
+                now,
+            );
+        }
+        let mut patched = st.clone();
+        patched.conditions = Some(conds.clone());
+        ferroflux_runtime::status::patch_status(&ctx.client, obj, &ctx.controller, &patched)
+            .await
+            .map(|_| ())
+            .map_err(|e| Failure {
+                reason: "PatchOperationFailed",
+                message: e.to_string(),
+                condition: ct::READY,
+                stalled: false,
+            })
     }
 
     /// The proxy of `spec.proxySecretRef` (Flux's `ProxyURLFromSecretRef`): an unusable
@@ -481,6 +520,30 @@ impl GitRepositoryReconciler {
         auth.proxy = proxy;
         let includes = self.fetch_includes(ctx, obj).await?;
         cond::remove(conds, ct::INCLUDE_UNAVAILABLE);
+        if !includes_unchanged(&includes, st) {
+            // Flux's IncludeChange: shown while the artifact is rebuilt (only when there were
+            // included artifacts before), then dropped like Flux drops it.
+            let message = "included artifacts differ from last observed includes";
+            if st.included_artifacts.is_some() {
+                cond::mark_true(
+                    conds,
+                    ct::ARTIFACT_OUTDATED,
+                    INCLUDE_CHANGE,
+                    message,
+                    generation,
+                    Timestamp::now(),
+                );
+            }
+            self.progress(
+                ctx,
+                obj,
+                st,
+                conds,
+                &format!("building artifact: {message}"),
+            )
+            .await?;
+        }
+        cond::remove(conds, ct::ARTIFACT_OUTDATED);
         let reference = GitRef::from_spec(&obj.spec.effective_ref());
 
         // The current artifact may be reused when it is in storage and built from the same
@@ -598,15 +661,30 @@ impl GitRepositoryReconciler {
             && current
                 .as_ref()
                 .is_some_and(|a| a.revision == resolved.revision);
-        if !same_artifact {
+        if current
+            .as_ref()
+            .is_some_and(|a| a.revision != resolved.revision)
+        {
+            // Flux's NewRevision, only for a new commit over an existing artifact.
+            let message = format!("new upstream revision '{}'", resolved.revision);
             cond::mark_true(
                 conds,
                 ct::ARTIFACT_OUTDATED,
                 reasons::NEW_REVISION,
-                &format!("new revision '{}'", resolved.revision),
+                &message,
                 generation,
                 now,
             );
+            self.progress(
+                ctx,
+                obj,
+                st,
+                conds,
+                &format!("building artifact: {message}"),
+            )
+            .await?;
+        }
+        if !same_artifact {
             let art = self
                 .build_artifact(obj, &cache_dir, &resolved, &includes)
                 .await?;
