@@ -269,8 +269,14 @@ async fn auth_failure_keeps_artifact_and_new_commit_lands_on_request() {
     basic_auth_secret(&client, &ns, "auth", "git", "right").await;
     let c2 = repo.commit(&[("a.yaml", "two")], "two");
     request_reconcile(&api, "app", "t3").await;
+    // A retry after the failure may land the commit first; the request is handled anyway.
     let o = wait_for(&api, "app", "new revision", |o| {
-        revision(o) == format!("main@sha1:{c2}") && is_ready_true(o)
+        revision(o) == format!("main@sha1:{c2}")
+            && is_ready_true(o)
+            && o.status
+                .as_ref()
+                .and_then(|s| s.last_handled_reconcile_at.as_deref())
+                == Some("t3")
     })
     .await;
     assert_eq!(
