@@ -104,9 +104,9 @@ impl ProxyConfig {
     }
 
     /// Adds what the proxy has to do with a failed HTTP(S) fetch: every connection goes to
-    /// the proxy, so a refused connection is the proxy's, a 407 is its answer to our
-    /// credentials, and a 401 may be the proxy's (tinyproxy answers 401 to wrong credentials)
-    /// as well as the git server's.
+    /// the proxy, so a refused connection is the proxy's, a 407 or a refused CONNECT tunnel
+    /// (https:// remotes) is its answer to our credentials, and a 401 may be the proxy's
+    /// (tinyproxy answers 401 to wrong credentials) as well as the git server's.
     pub fn explain(&self, err: GitError) -> GitError {
         let proxy = self.display_address();
         match err {
@@ -116,6 +116,12 @@ impl ProxyConfig {
             GitError::Other(m) | GitError::Auth(m) if m.contains("407") => GitError::Auth(format!(
                 "{m}: the proxy '{proxy}' of spec.proxySecretRef refused the credentials (407 Proxy Authentication Required): check its username and password"
             )),
+            // reqwest's words when the proxy answers CONNECT with anything but 200.
+            GitError::Other(m) if m.contains("tunnel error: unsuccessful") => {
+                GitError::Auth(format!(
+                    "{m}: the proxy '{proxy}' of spec.proxySecretRef refused to open a tunnel to the git server: check its username and password, and that it allows this host and port"
+                ))
+            }
             GitError::Other(m) | GitError::Timeout(m)
                 if {
                     let low = m.to_lowercase();
@@ -210,5 +216,40 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{p:?}").contains("secret"));
+        assert_eq!(p.display_address(), "http://h:1");
+    }
+
+    #[test]
+    fn failures_name_the_proxy() {
+        let p =
+            from_secret_data("ns/p", &data(&[("address", "http://u:pw@127.0.0.1:3128")])).unwrap();
+        let text = |e: GitError| e.to_string();
+        let tunnel = p.explain(GitError::Other("x: tunnel error: unsuccessful".into()));
+        assert!(matches!(tunnel, GitError::Auth(_)));
+        let tunnel = text(tunnel);
+        assert!(
+            tunnel.contains("'http://127.0.0.1:3128'") && !tunnel.contains("pw"),
+            "{tunnel}"
+        );
+        assert!(tunnel.contains("refused to open a tunnel"), "{tunnel}");
+        let refused = text(p.explain(GitError::Other(
+            "x: tcp connect error: Connection refused".into(),
+        )));
+        assert!(
+            refused.contains("is it running and reachable?"),
+            "{refused}"
+        );
+        assert!(
+            text(p.explain(GitError::Other("Received HTTP status 407".into())))
+                .contains("407 Proxy Authentication Required")
+        );
+        assert!(
+            text(p.explain(GitError::Auth("answered 401".into())))
+                .contains("may be the one refusing")
+        );
+        assert_eq!(
+            text(p.explain(GitError::RefNotFound("nope".into()))),
+            "nope"
+        );
     }
 }

@@ -209,3 +209,169 @@ async fn clone_through_an_authenticating_proxy_and_fail_clearly_without_it() {
     assert_eq!(revision(&o), format!("main@sha1:{c1}"));
     assert_ne!(c1, c2);
 }
+
+/// A SOCKS5 proxy: `ssh -D` to the test sshd, verbose so its log names every forwarded
+/// connection. Stopped on drop.
+struct SshSocks {
+    port: u16,
+    log: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl SshSocks {
+    async fn start(sshd: &ferroflux_testenv::git_ssh::GitSshServer) -> SshSocks {
+        let port = free_port();
+        let log = sshd.dir.path().join("socks.log");
+        let kh = sshd.dir.path().join("socks_known_hosts");
+        std::fs::write(&kh, &sshd.known_hosts).unwrap();
+        let child = std::process::Command::new("ssh")
+            .args(["-v", "-N", "-F", "/dev/null", "-o", "BatchMode=yes"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", kh.display()))
+            .arg("-i")
+            .arg(sshd.dir.path().join("client"))
+            .args(["-D", &format!("127.0.0.1:{port}")])
+            .args(["-p", &sshd.port.to_string()])
+            .arg(format!("{}@127.0.0.1", ferroflux_testenv::git_ssh::user()))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("run ssh -D");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ssh -D did not listen: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        SshSocks { port, log, child }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SshSocks {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn https_through_the_proxy_tunnel_and_http_through_socks5() {
+    use ferroflux_testenv::git::{ServerOptions, TlsOptions};
+    use ferroflux_testenv::git_ssh::GitSshServer;
+    use support::pki::Pki;
+    assert!(
+        GitSshServer::available(),
+        "openssh-server is required: apt-get install openssh-server"
+    );
+    let (client, ns, api) = setup("git-proxy-tls").await;
+    let pki = Pki::new();
+    let root = tempfile::tempdir().unwrap();
+    let repo = Repo::new(root.path(), "app.git");
+    let c1 = repo.commit(&[("app.yaml", "tunnelled")], "first");
+    let https = GitHttpServer::start_with(
+        root.path(),
+        ServerOptions {
+            tls: Some(TlsOptions {
+                cert_pem: pki.pem("server.crt").into_bytes(),
+                key_pem: pki.pem("server.key").into_bytes(),
+                client_ca_pem: None,
+            }),
+            ..Default::default()
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let http = GitHttpServer::start(root.path(), None).await.unwrap();
+    let proxy = TinyProxy::start(Some(("proxyuser", "proxypass")))
+        .await
+        .unwrap();
+    let sshd = GitSshServer::start().await;
+    let socks = SshSocks::start(&sshd).await;
+    secret(
+        &client,
+        &ns,
+        "ca",
+        serde_json::json!({"ca.crt": pki.pem("ca.crt")}),
+    )
+    .await;
+    secret(
+        &client,
+        &ns,
+        "proxy",
+        serde_json::json!({"address": proxy.url(), "username": "proxyuser", "password": "proxypass"}),
+    )
+    .await;
+    secret(
+        &client,
+        &ns,
+        "proxy-wrong",
+        serde_json::json!({"address": proxy.url(), "username": "proxyuser", "password": "nope"}),
+    )
+    .await;
+    secret(
+        &client,
+        &ns,
+        "socks",
+        serde_json::json!({"address": format!("socks5://127.0.0.1:{}", socks.port)}),
+    )
+    .await;
+    let _ctl = Controller::start(client.clone(), &ns, &[]).await;
+    let with_ca = |o: GitRepository| {
+        let mut v = serde_json::to_value(o).unwrap();
+        v["spec"]["secretRef"] = serde_json::json!({"name": "ca"});
+        serde_json::from_value::<GitRepository>(v).unwrap()
+    };
+    let https_url = https.url("app");
+    create(&api, &with_ca(proxied("tunnel", &https_url, "proxy"))).await;
+    create(
+        &api,
+        &with_ca(proxied("tunnel-wrong", &https_url, "proxy-wrong")),
+    )
+    .await;
+    create(&api, &proxied("socks", &http.url("app"), "socks")).await;
+
+    // HTTPS: a CONNECT tunnel through the proxy, TLS to the git server inside it.
+    let o = wait_for(&api, "tunnel", "Ready through the tunnel", is_ready_true).await;
+    assert_eq!(revision(&o), format!("main@sha1:{c1}"));
+    let authority = https.base_url.trim_start_matches("https://").to_string();
+    assert!(
+        proxy
+            .log()
+            .lines()
+            .any(|l| l.contains("Request (file descriptor")
+                && l.contains(&format!("CONNECT {authority}"))),
+        "the proxy did not tunnel to {authority}:\n{}",
+        proxy.log()
+    );
+    let o = wait_for(&api, "tunnel-wrong", "Ready=False", is_ready_false).await;
+    let (_, reason, msg) = ready(&o).unwrap();
+    assert_eq!(reason, "GitOperationFailed", "{msg}");
+    assert!(
+        msg.starts_with(&format!(
+            "failed to checkout and determine revision: unable to fetch from '{https_url}'"
+        )) && msg.contains("refused to open a tunnel")
+            && msg.contains("spec.proxySecretRef"),
+        "{msg}"
+    );
+
+    // SOCKS5: the forwarder logs the connection it opened to the git server.
+    let o = wait_for(&api, "socks", "Ready through SOCKS5", is_ready_true).await;
+    assert_eq!(revision(&o), format!("main@sha1:{c1}"));
+    let git_port = http.base_url.rsplit(':').next().unwrap().to_string();
+    assert!(
+        socks.log().lines().any(
+            |l| l.contains("direct-tcpip") && l.contains(&format!("127.0.0.1 port {git_port}"))
+        ),
+        "the SOCKS5 proxy did not forward to the git server:\n{}",
+        socks.log()
+    );
+}

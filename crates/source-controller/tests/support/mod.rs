@@ -2,6 +2,7 @@
 //! started in-process on the shared control plane, and polling helpers.
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod signing;
 pub mod sink;
 
