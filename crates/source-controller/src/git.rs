@@ -193,6 +193,17 @@ fn err_text(e: &(dyn std::error::Error + 'static)) -> (String, String) {
     (parts.join(": "), format!("{e:?}"))
 }
 
+/// Whether `code` appears in `hay` as a number of its own, not inside another number or as a
+/// port (`127.0.0.1:40159` is no 401).
+fn has_status_code(hay: &str, code: &str) -> bool {
+    hay.match_indices(code).any(|(i, _)| {
+        let before = hay[..i].chars().next_back();
+        let after = hay[i + code.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit() || c == ':')
+            && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
 fn classify(context: &str, display: String, debug: String) -> GitError {
     let hay = format!("{display} {debug}").to_lowercase();
     if hay.contains("host key verification failed") {
@@ -210,7 +221,7 @@ fn classify(context: &str, display: String, debug: String) -> GitError {
         || hay.contains("permission denied")
         || hay.contains("no credentials were returned")
         || hay.contains("permissiondenied")
-        || hay.contains("401")
+        || has_status_code(&hay, "401")
         || hay.contains("403 forbidden")
     {
         return GitError::Auth(format!(
@@ -314,6 +325,7 @@ fn configure_ssh(
     repo: &mut gix::Repository,
     auth: &Auth,
     timeout: Duration,
+    route: Option<&str>,
 ) -> Result<tempfile::TempDir, GitError> {
     use std::os::unix::fs::PermissionsExt;
     let ssh = auth.ssh.as_ref().ok_or_else(|| {
@@ -359,10 +371,11 @@ fn configure_ssh(
         }
     }
     let cmd = format!(
-        "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout={} 2>>{}",
+        "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout={} {} 2>>{}",
         key.display(),
         kh.display(),
         timeout.as_secs().max(1),
+        route.unwrap_or_default(),
         dir.path().join(SSH_STDERR).display(),
     );
     let mut cfg = repo.config_snapshot_mut();
@@ -502,18 +515,29 @@ pub fn fetch(req: &FetchRequest<'_>) -> Result<FetchOutcome, GitError> {
             None => fetch_with(req, repo),
         };
     }
-    if let Some(p) = &req.auth.proxy {
-        return Err(GitError::Other(format!(
-            "unable to fetch from '{}': {}",
-            req.url,
-            p.ssh_unsupported()
-        )));
-    }
-    let ssh_dir = configure_ssh(&mut repo, req.auth, req.timeout)?;
+    let relay = match &req.auth.proxy {
+        None => None,
+        Some(p) => {
+            let fail =
+                |m: String| GitError::Other(format!("unable to fetch from '{}': {m}", req.url));
+            Some(
+                p.ssh_relay(req.url, req.timeout)
+                    .map_err(fail)?
+                    .ok_or_else(|| fail(p.ssh_unsupported()))?,
+            )
+        }
+    };
+    let route = relay.as_ref().map(|(_, options)| options.as_str());
+    let ssh_dir = configure_ssh(&mut repo, req.auth, req.timeout, route)?;
     fetch_with(req, repo).map_err(|e| {
         // ssh reports why it failed on stderr only; fold that into the error.
         let stderr = std::fs::read_to_string(ssh_dir.path().join(SSH_STDERR)).unwrap_or_default();
-        let stderr = stderr.trim();
+        let mut stderr = stderr.trim().to_string();
+        // ssh only sees the relay close; the relay knows what the proxy said.
+        if let Some(why) = relay.as_ref().and_then(|(r, _)| r.last_error()) {
+            stderr = format!("{stderr} ({why})").trim().to_string();
+        }
+        let stderr = stderr.as_str();
         if stderr.is_empty() {
             return e;
         }
@@ -990,6 +1014,18 @@ mod tests {
         );
         assert_eq!(commit_of_revision(&format!("sha1:{h}")), Some(h.as_str()));
         assert_eq!(commit_of_revision(&format!("main/{h}")), Some(h.as_str()));
+    }
+
+    #[test]
+    fn status_codes_are_not_ports() {
+        assert!(has_status_code(
+            "received http status 401 unauthorized",
+            "401"
+        ));
+        assert!(has_status_code("401", "401"));
+        assert!(!has_status_code("https://127.0.0.1:40159/app.git", "401"));
+        assert!(!has_status_code("http://h:401/r", "401"));
+        assert!(!has_status_code("pack 14012 bytes", "401"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod gitrepository;
 pub mod include;
 pub mod proxy;
 pub mod semver_tags;
+pub mod socks;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -6,9 +6,8 @@
 //!
 //! HTTP(S) remotes go through the proxy with reqwest (see `git::http_options`). Flux's ssh
 //! transport (go-git's, with `golang.org/x/net/proxy`) can only dial through SOCKS5 and
-//! fails with `proxy: unknown scheme: http` for HTTP proxies; our ssh transport is the system
-//! `ssh` binary, which speaks neither, so ssh:// URLs with a proxy fail with a message that
-//! says so rather than silently bypassing the proxy.
+//! fails with `proxy: unknown scheme: http` for HTTP proxies; we do the same, reaching SOCKS5
+//! proxies from the system `ssh` through a local relay (see `socks`).
 
 use std::collections::BTreeMap;
 
@@ -110,18 +109,18 @@ impl ProxyConfig {
     pub fn explain(&self, err: GitError) -> GitError {
         let proxy = self.display_address();
         match err {
+            // reqwest's words when the proxy answers CONNECT with anything but 200.
+            GitError::Other(m) | GitError::Auth(m) if m.contains("tunnel error: unsuccessful") => {
+                GitError::Auth(format!(
+                    "{m}: the proxy '{proxy}' of spec.proxySecretRef refused to open a tunnel to the git server: check its username and password, and that it allows this host and port"
+                ))
+            }
             GitError::Auth(m) if m.contains("401") => GitError::Auth(format!(
                 "{m} (the request went through the proxy '{proxy}' of spec.proxySecretRef, which may be the one refusing it: check its username and password too)"
             )),
             GitError::Other(m) | GitError::Auth(m) if m.contains("407") => GitError::Auth(format!(
                 "{m}: the proxy '{proxy}' of spec.proxySecretRef refused the credentials (407 Proxy Authentication Required): check its username and password"
             )),
-            // reqwest's words when the proxy answers CONNECT with anything but 200.
-            GitError::Other(m) if m.contains("tunnel error: unsuccessful") => {
-                GitError::Auth(format!(
-                    "{m}: the proxy '{proxy}' of spec.proxySecretRef refused to open a tunnel to the git server: check its username and password, and that it allows this host and port"
-                ))
-            }
             GitError::Other(m) | GitError::Timeout(m)
                 if {
                     let low = m.to_lowercase();
@@ -136,18 +135,53 @@ impl ProxyConfig {
         }
     }
 
-    /// Why an ssh:// remote cannot be fetched through this proxy.
+    /// Why an ssh:// remote cannot be fetched through this (HTTP) proxy: Flux's own failure,
+    /// with the reason spelled out.
     pub fn ssh_unsupported(&self) -> String {
-        if self.scheme == "socks5" {
-            // Flux (go-git) would dial ssh through a SOCKS5 proxy; the system ssh cannot.
-            "a socks5 proxy (spec.proxySecretRef) for ssh:// URLs is not supported by this controller: use an http(s):// URL or remove the proxy".to_string()
-        } else {
-            // Flux's own failure, with the reason spelled out.
-            format!(
-                "proxy: unknown scheme: {} (ssh:// URLs can only be proxied through socks5)",
-                self.scheme
-            )
+        format!(
+            "proxy: unknown scheme: {} (ssh:// URLs can only be proxied through socks5)",
+            self.scheme
+        )
+    }
+
+    /// For a socks5 proxy, a relay to the host of ssh URL `url` and the ssh options that use
+    /// it; `Ok(None)` for other schemes (see [`ProxyConfig::ssh_unsupported`]).
+    pub fn ssh_relay(
+        &self,
+        url: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Option<(crate::socks::Relay, String)>, String> {
+        if self.scheme != "socks5" {
+            return Ok(None);
         }
+        let proxy = reqwest::Url::parse(&self.address).map_err(|e| e.to_string())?;
+        let proxy_host = proxy
+            .host_str()
+            .ok_or_else(|| format!("proxy address '{}' has no host", self.display_address()))?;
+        let credentials = self.credentials.clone().or_else(|| {
+            (!proxy.username().is_empty()).then(|| {
+                (
+                    proxy.username().to_string(),
+                    proxy.password().unwrap_or_default().to_string(),
+                )
+            })
+        });
+        let target = gix::url::parse(gix::bstr::BStr::new(url)).map_err(|e| e.to_string())?;
+        let host = target
+            .host()
+            .ok_or_else(|| format!("ssh URL '{url}' has no host"))?
+            .to_string();
+        let port = target.port_or_default().unwrap_or(22);
+        let relay = crate::socks::Relay::start(crate::socks::Route {
+            proxy: format!("{proxy_host}:{}", proxy.port().unwrap_or(1080)),
+            credentials,
+            host: host.clone(),
+            port,
+            timeout,
+        })
+        .map_err(|e| format!("failed to start the socks5 relay: {e}"))?;
+        let options = crate::socks::ssh_options(relay.port, &host, port);
+        Ok(Some((relay, options)))
     }
 }
 
@@ -224,7 +258,10 @@ mod tests {
         let p =
             from_secret_data("ns/p", &data(&[("address", "http://u:pw@127.0.0.1:3128")])).unwrap();
         let text = |e: GitError| e.to_string();
-        let tunnel = p.explain(GitError::Other("x: tunnel error: unsuccessful".into()));
+        // Also when the URL's port made it look like a 401.
+        let tunnel = p.explain(GitError::Auth(
+            "x: answered 401: tunnel error: unsuccessful".into(),
+        ));
         assert!(matches!(tunnel, GitError::Auth(_)));
         let tunnel = text(tunnel);
         assert!(

@@ -263,7 +263,7 @@ impl Drop for SshSocks {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn https_through_the_proxy_tunnel_and_http_through_socks5() {
+async fn https_through_the_proxy_tunnel_and_http_and_ssh_through_socks5() {
     use ferroflux_testenv::git::{ServerOptions, TlsOptions};
     use ferroflux_testenv::git_ssh::GitSshServer;
     use support::pki::Pki;
@@ -324,7 +324,40 @@ async fn https_through_the_proxy_tunnel_and_http_through_socks5() {
         serde_json::json!({"address": format!("socks5://127.0.0.1:{}", socks.port)}),
     )
     .await;
+    secret(
+        &client,
+        &ns,
+        "socks-down",
+        serde_json::json!({"address": format!("socks5://127.0.0.1:{}", free_port())}),
+    )
+    .await;
+    secret(
+        &client,
+        &ns,
+        "ssh-key",
+        serde_json::json!({"identity": sshd.client_key, "known_hosts": sshd.known_hosts}),
+    )
+    .await;
+    secret(
+        &client,
+        &ns,
+        "ssh-wrong-host-key",
+        serde_json::json!({"identity": sshd.client_key, "known_hosts": sshd.wrong_known_hosts()}),
+    )
+    .await;
     let _ctl = Controller::start(client.clone(), &ns, &[]).await;
+    let with_ssh_key = |o: GitRepository| {
+        let mut v = serde_json::to_value(o).unwrap();
+        v["spec"]["secretRef"] = serde_json::json!({"name": "ssh-key"});
+        serde_json::from_value::<GitRepository>(v).unwrap()
+    };
+    let ssh_url = sshd.url(&repo.bare);
+    create(&api, &with_ssh_key(proxied("ssh-socks", &ssh_url, "socks"))).await;
+    create(
+        &api,
+        &with_ssh_key(proxied("ssh-socks-down", &ssh_url, "socks-down")),
+    )
+    .await;
     let with_ca = |o: GitRepository| {
         let mut v = serde_json::to_value(o).unwrap();
         v["spec"]["secretRef"] = serde_json::json!({"name": "ca"});
@@ -368,10 +401,48 @@ async fn https_through_the_proxy_tunnel_and_http_through_socks5() {
     assert_eq!(revision(&o), format!("main@sha1:{c1}"));
     let git_port = http.base_url.rsplit(':').next().unwrap().to_string();
     assert!(
-        socks.log().lines().any(
-            |l| l.contains("direct-tcpip") && l.contains(&format!("127.0.0.1 port {git_port}"))
-        ),
+        socks
+            .log()
+            .lines()
+            .any(|l| l.contains("direct-tcpip")
+                && l.contains(&format!("127.0.0.1 port {git_port},"))),
         "the SOCKS5 proxy did not forward to the git server:\n{}",
         socks.log()
+    );
+
+    // ssh through SOCKS5 (a local relay for the system ssh): the forwarder connected to sshd,
+    // and the host key was still checked against the Secret's known_hosts.
+    let o = wait_for(
+        &api,
+        "ssh-socks",
+        "Ready over ssh through SOCKS5",
+        is_ready_true,
+    )
+    .await;
+    assert_eq!(revision(&o), format!("main@sha1:{c1}"));
+    assert!(
+        socks
+            .log()
+            .lines()
+            .any(|l| l.contains("direct-tcpip")
+                && l.contains(&format!("127.0.0.1 port {},", sshd.port))),
+        "the SOCKS5 proxy did not forward to sshd:\n{}",
+        socks.log()
+    );
+    let mut v = serde_json::to_value(proxied("ssh-socks-bad-host", &ssh_url, "socks")).unwrap();
+    v["spec"]["secretRef"] = serde_json::json!({"name": "ssh-wrong-host-key"});
+    create(&api, &serde_json::from_value(v).unwrap()).await;
+    let o = wait_for(&api, "ssh-socks-bad-host", "Ready=False", is_ready_false).await;
+    let msg = ready(&o).unwrap().2;
+    assert!(msg.contains("host key verification failed"), "{msg}");
+    let o = wait_for(&api, "ssh-socks-down", "Ready=False", is_ready_false).await;
+    let (_, reason, msg) = ready(&o).unwrap();
+    assert_eq!(reason, "GitOperationFailed", "{msg}");
+    assert!(
+        msg.starts_with(&format!(
+            "failed to checkout and determine revision: unable to fetch from '{ssh_url}'"
+        )) && msg.contains("socks5 proxy '127.0.0.1:")
+            && msg.contains("cannot connect"),
+        "{msg}"
     );
 }
