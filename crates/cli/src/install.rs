@@ -145,15 +145,20 @@ pub struct CheckArgs {
 
 /// `install`.
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  # Install or upgrade ferroflux in the flux-system namespace, and wait for the controllers
+  ferroflux install
+
+  # Give slow image pulls more time
+  ferroflux install --timeout=10m
+
+  # Write the install manifests to a file (nothing is applied)
+  ferroflux install --export > flux-system.yaml")]
 pub struct InstallArgs {
     /// Write the install manifests to stdout and exit.
     #[arg(long)]
     pub export: bool,
-    /// Wait (until --timeout) for the controllers' Deployments to become ready.
-    #[arg(long)]
-    pub wait: bool,
 }
-
 /// `uninstall`.
 #[derive(Args, Debug)]
 pub struct UninstallArgs {
@@ -173,26 +178,28 @@ struct ClusterInfo {
     bootstrapped: bool,
 }
 
-async fn cluster_info(client: &kube::Client, ns: &str) -> anyhow::Result<ClusterInfo> {
+/// Labels kustomize-controller puts on what it applies: on the GitRepository CRD they say
+/// the components are managed from Git, i.e. the cluster was bootstrapped (Flux's test).
+const BOOTSTRAP_LABELS: [&str; 2] = [
+    "kustomize.toolkit.fluxcd.io/name",
+    "kustomize.toolkit.fluxcd.io/namespace",
+];
+
+/// Flux's `getFluxClusterInfo`: the version and distribution labels of the GitRepository
+/// CRD, and whether a Kustomization applied it.
+async fn cluster_info(client: &kube::Client) -> anyhow::Result<ClusterInfo> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = crds
         .get_opt("gitrepositories.source.toolkit.fluxcd.io")
         .await?;
-    let distribution = crd.and_then(|c| {
-        let labels = c.metadata.labels.unwrap_or_default();
-        let version = labels.get(VERSION_LABEL)?.clone();
-        Some(match labels.get(PART_OF_LABEL) {
+    let labels = crd.and_then(|c| c.metadata.labels).unwrap_or_default();
+    let distribution = labels
+        .get(VERSION_LABEL)
+        .map(|version| match labels.get(PART_OF_LABEL) {
             Some(p) => format!("{p}-{version}"),
-            None => version,
-        })
-    });
-    let bootstrapped = cluster::KS
-        .api(client, Some(ns))
-        .get_opt(ns)
-        .await
-        .ok()
-        .flatten()
-        .is_some();
+            None => version.clone(),
+        });
+    let bootstrapped = BOOTSTRAP_LABELS.iter().all(|l| labels.contains_key(*l));
     Ok(ClusterInfo {
         distribution,
         bootstrapped,
@@ -213,7 +220,7 @@ pub async fn version(g: &Global, args: VersionArgs) -> Outcome {
     ];
     if !args.client {
         let client = g.client().await?;
-        let ci = cluster_info(&client, &g.namespace)
+        let ci = cluster_info(&client)
             .await
             .context("reading the ferroflux version from the cluster (pass --client for the client version only)")?;
         if let Some(d) = ci.distribution {
@@ -320,7 +327,7 @@ pub async fn check(g: &Global, args: CheckArgs) -> Outcome {
     }
     let ns = g.namespace.as_str();
     output::action("checking version in cluster");
-    match cluster_info(&client, ns).await {
+    match cluster_info(&client).await {
         Ok(ci) => {
             if let Some(d) = ci.distribution {
                 output::success(format!("distribution: {d}"));
@@ -407,7 +414,20 @@ fn to_dynamic(objs: Vec<serde_yaml::Value>) -> anyhow::Result<Vec<DynamicObject>
         .collect()
 }
 
-/// `install [--export]`.
+/// The controllers `install` waits for: the Deployments of the components.
+fn component_names(objects: &[serde_yaml::Value]) -> Vec<String> {
+    objects
+        .iter()
+        .filter(|o| o["kind"].as_str() == Some("Deployment"))
+        .filter_map(|o| o["metadata"]["name"].as_str().map(String::from))
+        .collect()
+}
+
+/// How often `install` looks at the Deployments while it waits (Flux: 5 s).
+const POLL: Duration = Duration::from_secs(2);
+
+/// `install [--export]`: applies the components, then waits (until --timeout) for the
+/// controllers to be ready, as `flux install` does.
 pub async fn install(g: &Global, args: InstallArgs) -> Outcome {
     let objects = manifests()?;
     if args.export {
@@ -415,8 +435,26 @@ pub async fn install(g: &Global, args: InstallArgs) -> Outcome {
         return ok();
     }
     let ns = ferroflux_api::constants::DEFAULT_NAMESPACE;
+    if g.namespace != ns {
+        bail!(
+            "ferroflux installs into the {ns} namespace only (deploy/ is built for it), not {:?}: drop -n/--namespace",
+            g.namespace
+        );
+    }
+    output::generate("generating manifests");
+    output::success("manifests build completed");
     output::action(format!("installing components in {ns} namespace"));
     let client = g.client().await?;
+    if let Ok(ci) = cluster_info(&client).await
+        && ci.bootstrapped
+    {
+        bail!(
+            "this cluster has already been bootstrapped with {}: upgrade it with `ferroflux bootstrap git` \
+             (the same flags as the first time), so that the repository and the cluster stay in sync",
+            ci.distribution.as_deref().unwrap_or("Flux")
+        );
+    }
+    let names = component_names(&objects);
     let manager = ferroflux_ssa::ResourceManager::new(client.clone(), "ferroflux", BTreeMap::new());
     let changes = manager
         .apply_all_staged(
@@ -424,40 +462,12 @@ pub async fn install(g: &Global, args: InstallArgs) -> Outcome {
             &ferroflux_ssa::ApplyOptions::default(),
         )
         .await
-        .context("applying the ferroflux components")?;
+        .context("install failed: applying the ferroflux components")?;
     for entry in &changes.entries {
         eprintln!("{} {}", entry.object, entry.action.as_str());
     }
-    output::success("installed components");
-    if args.wait {
-        let deployments: Api<Deployment> = Api::namespaced(client, ns);
-        let start = Instant::now();
-        for entry in changes
-            .entries
-            .iter()
-            .filter(|e| e.object.kind == "Deployment")
-        {
-            output::action(format!("determining if {} is ready", entry.object.name));
-            loop {
-                let d = deployments.get(&entry.object.name).await?;
-                if deployment_ready(&d) {
-                    output::success(format!("{}: deployment ready", entry.object.name));
-                    break;
-                }
-                if start.elapsed() >= g.timeout {
-                    bail!(
-                        "{} is not ready after {}: see `kubectl -n {ns} describe deployment {}` and `ferroflux logs`",
-                        entry.object.name,
-                        output::format_duration(g.timeout),
-                        entry.object.name
-                    );
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    } else {
-        output::action("run `ferroflux check` to verify the controllers are ready");
-    }
+    output::waiting("verifying installation");
+    crate::components::wait_ready(&client, ns, &names, POLL, g.timeout).await?;
     output::success("install finished");
     ok()
 }

@@ -3,6 +3,7 @@
 mod bootstrap;
 mod build;
 mod cluster;
+mod components;
 mod create;
 mod dev;
 mod events;

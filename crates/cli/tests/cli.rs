@@ -1135,11 +1135,44 @@ async fn events_lists_flux_events() {
     assert!(!out.contains("NewArtifact"), "{out}");
 }
 
-#[tokio::test]
-async fn install_applies_check_reports_and_uninstall_dry_run_lists() {
-    let out = ferroflux(&["install"]);
+/// Plays the kubelet and the Deployment controller for flux-system: reports every
+/// Deployment's replicas updated, ready and available, with the conditions the Deployment
+/// controller sets, so that kstatus reads them as Current.
+fn play_kubelet(client: kube::Client, ns: &str) -> tokio::task::JoinHandle<()> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client, ns);
+    tokio::spawn(async move {
+        loop {
+            if let Ok(list) = api.list(&Default::default()).await {
+                for d in list.items {
+                    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                    let status = json!({"status": {
+                        "observedGeneration": d.metadata.generation,
+                        "replicas": replicas, "updatedReplicas": replicas,
+                        "readyReplicas": replicas, "availableReplicas": replicas,
+                        "conditions": [
+                            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+                        ],
+                    }});
+                    let name = d.metadata.name.unwrap_or_default();
+                    let _ = api
+                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                        .await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+}
+
+// Multi-threaded: the played kubelet runs while the test blocks on the CLI process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_waits_for_the_controllers_check_reports_and_uninstall_dry_run_lists() {
+    // No kubelet runs here: install applies everything, waits --timeout for the
+    // controllers, names the ones not ready and says where to look, exit 1.
+    let out = ferroflux(&["install", "--timeout=3s"]);
     let err = text(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("► installing components in flux-system namespace"),
         "{err}"
@@ -1148,10 +1181,26 @@ async fn install_applies_check_reports_and_uninstall_dry_run_lists() {
         err.contains("Deployment/flux-system/source-controller"),
         "{err}"
     );
-    assert!(err.contains("✔ install finished"), "{err}");
+    assert!(err.contains("◎ verifying installation"), "{err}");
+    assert!(
+        err.contains("✗ source-controller: deployment not ready (Replicas: 0/1)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "✗ install failed: helm-controller, kustomize-controller, notification-controller, source-controller not ready after 3s"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("kubectl -n flux-system describe deployment helm-controller")
+            && err.contains("ferroflux logs"),
+        "{err}"
+    );
+    assert!(!err.contains("install finished"), "{err}");
     let client = cp().client().await.unwrap();
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
-        Api::namespaced(client, "flux-system");
+        Api::namespaced(client.clone(), "flux-system");
     for name in [
         "source-controller",
         "kustomize-controller",
@@ -1163,11 +1212,12 @@ async fn install_applies_check_reports_and_uninstall_dry_run_lists() {
             "{name} was not applied"
         );
     }
-    // No kubelet runs the controllers here: check lists them and fails, exit 1.
+    // Still no kubelet: check lists the controllers and fails, exit 1.
     let out = ferroflux(&["check", "--timeout=1s"]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("✔ distribution: flux-v2.9.4"), "{err}");
+    assert!(err.contains("✔ bootstrapped: false"), "{err}");
     assert!(
         err.contains("✗ source-controller: deployment not ready"),
         "{err}"
@@ -1179,6 +1229,67 @@ async fn install_applies_check_reports_and_uninstall_dry_run_lists() {
     assert!(err.contains("✗ check failed"), "{err}");
     let out = ok(&ferroflux(&["version"]));
     assert!(out.contains("distribution: flux-v2.9.4"), "{out}");
+
+    // A cluster whose components a Kustomization applied was bootstrapped: install refuses
+    // and says to upgrade through bootstrap, as Flux does.
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    let crd = "gitrepositories.source.toolkit.fluxcd.io";
+    let labels = |v: Value| {
+        json!({"metadata": {"labels": {
+        "kustomize.toolkit.fluxcd.io/name": v.clone(), "kustomize.toolkit.fluxcd.io/namespace": v}}})
+    };
+    crds.patch(
+        crd,
+        &PatchParams::default(),
+        &Patch::Merge(labels(json!("flux-system"))),
+    )
+    .await
+    .unwrap();
+    let out = ferroflux(&["install", "--timeout=1s"]);
+    let bootstrapped = text(&out.stderr);
+    crds.patch(
+        crd,
+        &PatchParams::default(),
+        &Patch::Merge(labels(Value::Null)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{bootstrapped}");
+    assert!(
+        bootstrapped.contains("already been bootstrapped with flux-v2.9.4")
+            && bootstrapped.contains("ferroflux bootstrap git"),
+        "{bootstrapped}"
+    );
+
+    // With the controllers running (played here), install waits for them and finishes,
+    // and check passes.
+    let kubelet = play_kubelet(client.clone(), "flux-system");
+    let out = ferroflux(&["install", "--timeout=60s"]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for name in [
+        "helm-controller",
+        "kustomize-controller",
+        "notification-controller",
+        "source-controller",
+    ] {
+        assert!(
+            err.contains(&format!("✔ {name}: deployment ready")),
+            "{err}"
+        );
+    }
+    assert!(err.contains("✔ install finished"), "{err}");
+    let out = ferroflux(&["check", "--timeout=30s"]);
+    let err = text(&out.stderr);
+    kubelet.abort();
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("✔ source-controller: deployment ready"),
+        "{err}"
+    );
+    assert!(err.contains("✔ all checks passed"), "{err}");
+
     // Uninstall without a terminal and without --silent refuses; --dry-run deletes nothing.
     let out = ferroflux(&["uninstall"]);
     assert_eq!(out.status.code(), Some(1));
