@@ -207,8 +207,8 @@ async fn up() -> anyhow::Result<()> {
         let mut args = vec![
             format!("KUBECONFIG={}", plane.kubeconfig_path.display()),
             "RUNTIME_NAMESPACE=flux-system".to_string(),
+            // JSON logs (the default), as in a cluster: `ferroflux logs` filters and formats them.
             bin.display().to_string(),
-            "--log-encoding=console".to_string(),
         ];
         args.extend(extra);
         args

@@ -9,6 +9,7 @@ mod dev;
 mod events;
 mod get;
 mod install;
+mod logs;
 mod objects;
 mod output;
 mod tree;
@@ -73,8 +74,8 @@ enum Command {
     Export(objects::ExportArgs),
     /// Display Kubernetes events for Flux resources.
     Events(events::EventsArgs),
-    /// Display the logs of the ferroflux controllers.
-    Logs(events::LogsArgs),
+    /// Display formatted logs of the ferroflux controllers (their pods, or the local demo's processes).
+    Logs(logs::LogsArgs),
     /// Print the resource inventory of a Kustomization as a tree.
     Tree {
         #[command(subcommand)]
@@ -123,7 +124,7 @@ async fn main() -> std::process::ExitCode {
         Command::Delete(args) => objects::delete(&g, args).await,
         Command::Export(args) => objects::export(&g, args).await,
         Command::Events(args) => events::events(&g, args).await,
-        Command::Logs(args) => events::logs(&g, args).await,
+        Command::Logs(args) => logs::logs(&g, args).await,
         Command::Tree { target } => tree::run(&g, target).await,
         Command::Build { target } => build::build(&g, target).await,
         Command::Diff { target } => build::diff(&g, target).await,

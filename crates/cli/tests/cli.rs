@@ -264,7 +264,22 @@ fn help_of_every_subcommand_is_complete() {
         (&["suspend", "kustomization"], &["--all"]),
         (&["delete", "kustomization"], &["--silent"]),
         (&["uninstall"], &["--keep-namespace", "--silent"]),
-        (&["install"], &["--export"]),
+        (&["install"], &["--export", "--timeout", "Examples:"]),
+        (
+            &["logs"],
+            &[
+                "--kind",
+                "--name",
+                "--level",
+                "--since",
+                "--since-time",
+                "--tail",
+                "--follow",
+                "--all-namespaces",
+                "--flux-namespace",
+                "Examples:",
+            ],
+        ),
         (
             &["bootstrap", "git"],
             &[
@@ -1351,44 +1366,207 @@ fn helm_template_renders_a_local_chart() {
     assert!(rendered.contains("replicas: \"3\""), "{rendered}");
 }
 
+fn ferroflux_in(dev_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .arg("--kubeconfig")
+        .arg(&cp().kubeconfig_path)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("FERROFLUX_DEV_DIR", dev_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ferroflux")
+}
+
+const KS_LOG: &str = concat!(
+    r#"{"timestamp":"2026-11-29T12:00:00Z","level":"INFO","message":"starting servers","metrics":"127.0.0.1:1"}"#,
+    "\n",
+    r#"{"timestamp":"2026-11-29T12:00:01Z","level":"INFO","message":"Reconciliation finished","kind":"Kustomization","namespace":"flux-system","name":"podinfo"}"#,
+    "\n",
+    "a line that is not JSON\n",
+    r#"{"timestamp":"2026-11-29T12:00:02Z","level":"ERROR","message":"reconciliation failed","namespace":"apps","name":"podinfo","error":"kustomization.yaml not found"}"#,
+    "\n",
+    r#"{"level":"info","msg":"applied","Kustomization":{"name":"other","namespace":"flux-system"}}"#,
+    "\n",
+);
+
 #[test]
-fn logs_reads_the_local_demo_logs_when_no_controller_pods_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(
-        tmp.path().join("kustomize-controller.log"),
-        "{\"level\":\"info\",\"msg\":\"applied\",\"Kustomization\":{\"name\":\"podinfo\"}}\n{\"level\":\"error\",\"msg\":\"failed\",\"Kustomization\":{\"name\":\"other\"}}\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+fn logs_of_the_local_demo_are_filtered_and_formatted_like_flux() {
+    let dev = tempfile::tempdir().unwrap();
+    std::fs::write(dev.path().join("kustomize-controller.log"), KS_LOG).unwrap();
+    std::fs::write(dev.path().join("git-server.log"), "serving\n").unwrap();
+    // -n flux-system by default: the object in `apps` is left out, as Flux does.
+    let out = ok(&ferroflux_in(
+        dev.path(),
+        &["logs", "--kind", "Kustomization", "--name", "podinfo"],
+    ));
+    assert_eq!(
+        out,
+        "2026-11-29T12:00:01Z info Kustomization/podinfo.flux-system - Reconciliation finished \n"
+    );
+    // -A and --level: the failure of the Kustomization in `apps`, with its error.
+    let out = ok(&ferroflux_in(
+        dev.path(),
+        &["logs", "-A", "--level", "error"],
+    ));
+    assert_eq!(
+        out,
+        "2026-11-29T12:00:02Z error Kustomization/podinfo.apps - reconciliation failed kustomization.yaml not found\n"
+    );
+    let out = ok(&ferroflux_in(dev.path(), &["logs", "-A", "--tail", "1"]));
+    assert_eq!(out, " info Kustomization/other.flux-system - applied \n");
+    let out = ferroflux_in(dev.path(), &["logs", "--level", "loud"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    // --follow prints lines written later, until --timeout.
+    let child = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
         .args([
             "logs",
-            "--kind",
-            "Kustomization",
-            "--name",
-            "podinfo",
+            "-f",
+            "-A",
+            "--level=error",
+            "--timeout=4s",
             "--kubeconfig",
         ])
         .arg(&cp().kubeconfig_path)
-        .env("FERROFLUX_DEV_DIR", tmp.path())
-        .output()
+        .env("FERROFLUX_DEV_DIR", dev.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dev.path().join("kustomize-controller.log"))
+        .unwrap();
+    writeln!(
+        file,
+        r#"{{"timestamp":"2026-11-29T12:00:09Z","level":"ERROR","message":"later","namespace":"apps","name":"late"}}"#
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
     let stdout = ok(&out);
     assert!(
-        stdout.contains("kustomize-controller: {\"level\":\"info\",\"msg\":\"applied\""),
+        stdout.ends_with("2026-11-29T12:00:09Z error Kustomization/late.apps - later \n"),
         "{stdout}"
     );
-    assert!(!stdout.contains("other"), "{stdout}");
+
+    // Nothing anywhere: exit 1, and what to do.
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
-        .args(["logs", "--kubeconfig"])
-        .arg(&cp().kubeconfig_path)
-        .env("FERROFLUX_DEV_DIR", empty.path())
-        .output()
-        .unwrap();
+    let out = ferroflux_in(empty.path(), &["logs", "--flux-namespace", "nowhere"]);
     assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("ferroflux dev up"),
-        "{}",
-        text(&out.stderr)
+        err.contains("no Flux pods found in namespace \"nowhere\"")
+            && err.contains("ferroflux install")
+            && err.contains("ferroflux dev up"),
+        "{err}"
+    );
+}
+
+/// A controller Deployment as deploy/ has it (labels only; nothing runs it here).
+fn controller_deployment(ns: &str, name: &str, flux: bool) -> Value {
+    let mut labels = json!({"app.kubernetes.io/component": name});
+    if flux {
+        labels["app.kubernetes.io/part-of"] = json!("flux");
+    }
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "manager", "image": "ferroflux/controllers"}]}}},
+    })
+}
+
+fn controller_pod(ns: &str, name: &str, app: &str, node: Option<&str>) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": app}},
+        "spec": {"nodeName": node, "automountServiceAccountToken": false,
+                 "containers": [{"name": "manager", "image": "ferroflux/controllers"}]},
+    })
+}
+
+/// The cluster path of `logs`: the controller pods are found through their Deployments as
+/// Flux does, and the pods/log read is attempted. No kubelet runs here, so the API server
+/// cannot serve a pod's log: what is checked is that the right pods are asked and that the
+/// failure says what is wrong and what to look at. Reading live logs is not exercised.
+#[tokio::test]
+async fn logs_in_a_cluster_reads_the_controller_pods_and_explains_when_they_cannot_serve_logs() {
+    let (client, ns) = setup("cli-logs").await;
+    let apply = |v: Value| kubectl_apply(&serde_json::to_string(&v).unwrap());
+    apply(controller_deployment(&ns, "kustomize-controller", true));
+    // Not a Flux component: never read.
+    apply(controller_deployment(&ns, "podinfo", false));
+    apply(controller_pod(&ns, "podinfo-1", "podinfo", Some("node-1")));
+    // The demo's logs exist too: pods, when there are, take precedence over them.
+    let dev = tempfile::tempdir().unwrap();
+    std::fs::write(dev.path().join("kustomize-controller.log"), KS_LOG).unwrap();
+
+    // A controller Deployment without pods: nothing to read in the cluster, so the
+    // local demo's logs are shown.
+    let out = ok(&ferroflux_in(
+        dev.path(),
+        &["logs", "-A", "--flux-namespace", &ns],
+    ));
+    assert!(out.contains("Reconciliation finished"), "{out}");
+
+    // An unscheduled pod: the API server refuses, and the message says why.
+    apply(controller_pod(
+        &ns,
+        "kustomize-controller-1",
+        "kustomize-controller",
+        None,
+    ));
+    let out = ferroflux_in(dev.path(), &["logs", "--flux-namespace", &ns]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}{}", text(&out.stdout));
+    assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
+    assert!(
+        err.contains(&format!(
+            "reading the logs of pod {ns}/kustomize-controller-1 failed"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("not scheduled on a node"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "kubectl -n {ns} describe pod kustomize-controller-1"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("podinfo-1"), "{err}");
+    assert!(
+        err.contains("failed to collect logs from 1 of 1 Flux pods"),
+        "{err}"
+    );
+
+    // A pod on a node: the API server asks that node's kubelet; none answers here.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    pods.delete("kustomize-controller-1", &Default::default())
+        .await
+        .unwrap();
+    apply(controller_pod(
+        &ns,
+        "kustomize-controller-2",
+        "kustomize-controller",
+        Some("node-1"),
+    ));
+    let out = ferroflux_in(
+        dev.path(),
+        &["logs", "--flux-namespace", &ns, "--since=2m", "--tail=10"],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "reading the logs of pod {ns}/kustomize-controller-2 failed"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("kubelet of node node-1") && err.contains("kubectl get node node-1"),
+        "{err}"
     );
 }
