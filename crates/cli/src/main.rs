@@ -64,10 +64,7 @@ enum Command {
         target: objects::Target,
     },
     /// Resume suspended sources and resources, and wait for their reconciliation.
-    Resume {
-        #[command(subcommand)]
-        target: objects::Target,
-    },
+    Resume(objects::ResumeArgs),
     /// Delete sources and resources.
     Delete(objects::DeleteArgs),
     /// Export resources in YAML format.
@@ -120,7 +117,7 @@ async fn main() -> std::process::ExitCode {
         Command::Get(args) => get::run(&g, args).await,
         Command::Reconcile { target } => objects::reconcile(&g, target).await,
         Command::Suspend { target } => objects::suspend(&g, target).await,
-        Command::Resume { target } => objects::resume(&g, target).await,
+        Command::Resume(args) => objects::resume(&g, args).await,
         Command::Delete(args) => objects::delete(&g, args).await,
         Command::Export(args) => objects::export(&g, args).await,
         Command::Events(args) => events::events(&g, args).await,

@@ -151,6 +151,22 @@ pub struct DeleteArgs {
     pub target: Target,
 }
 
+/// `resume [--wait] <kind> NAME...|--all`.
+#[derive(Args, Clone, Debug)]
+pub struct ResumeArgs {
+    /// Wait for each object to reconcile (the default for a single named object; pass
+    /// --wait=false to return at once).
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub wait: Option<bool>,
+    #[command(subcommand)]
+    pub target: Target,
+}
+
+/// Flux's rule: wait when asked to, or by default when one object is named.
+pub fn resume_waits(wait: Option<bool>, names: &Names) -> bool {
+    wait.unwrap_or(!names.all && names.names.len() == 1)
+}
+
 /// `export <kind> NAME|--all`.
 #[derive(Args, Clone, Debug)]
 pub struct ExportArgs {
@@ -486,10 +502,11 @@ pub async fn suspend(g: &Global, target: Target) -> Outcome {
     ok()
 }
 
-/// `resume ...`: unsuspends, requests a reconcile and waits for it.
-pub async fn resume(g: &Global, target: Target) -> Outcome {
+/// `resume ...`: unsuspends and requests a reconcile; waits for it when `resume_waits`.
+pub async fn resume(g: &Global, args: ResumeArgs) -> Outcome {
     let client = g.client().await?;
-    let (kind, names) = target.split();
+    let (kind, names) = args.target.split();
+    let wait = resume_waits(args.wait, &names);
     let ns = g.namespace.as_str();
     let mut pending = Vec::new();
     for name in selected(&client, &kind, ns, &names).await? {
@@ -498,6 +515,9 @@ pub async fn resume(g: &Global, target: Target) -> Outcome {
         set_suspend(&client, &kind, ns, &name, false, Some(&token)).await?;
         output::success(format!("{} resumed", kind.human));
         pending.push((name, token));
+    }
+    if !wait {
+        return ok();
     }
     let mut failed = 0;
     {
@@ -595,4 +615,30 @@ pub async fn export(g: &Global, args: ExportArgs) -> Outcome {
         print!("{}", output::export_doc(&export_value(&kind, &obj)));
     }
     ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_waits_like_flux() {
+        let one = Names {
+            names: vec!["a".into()],
+            all: false,
+        };
+        let two = Names {
+            names: vec!["a".into(), "b".into()],
+            all: false,
+        };
+        let all = Names {
+            names: vec![],
+            all: true,
+        };
+        assert!(resume_waits(None, &one));
+        assert!(!resume_waits(None, &two));
+        assert!(!resume_waits(None, &all));
+        assert!(resume_waits(Some(true), &two));
+        assert!(!resume_waits(Some(false), &one));
+    }
 }

@@ -307,7 +307,11 @@ fn help_of_every_subcommand_is_complete() {
             ],
         ),
         (&["check"], &["--pre"]),
-        (&["events"], &["--for", "--all-namespaces"]),
+        (
+            &["events"],
+            &["--for", "--all-namespaces", "--watch", "--types"],
+        ),
+        (&["resume", "kustomization"], &["--all", "--wait"]),
         (&["tree", "kustomization"], &["--compact", "--output"]),
         (&["build", "kustomization"], &["--path"]),
         (&["diff", "kustomization"], &["--path"]),
@@ -801,6 +805,26 @@ async fn suspend_and_resume_flip_spec_suspend() {
         false
     );
 
+    // --wait=false, or --all, returns once resumed: no controller answers here, so a
+    // wait would time out.
+    for flags in [&["podinfo", "--wait=false"][..], &["--all"][..]] {
+        ok(&ferroflux(&[
+            "suspend", "source", "git", "podinfo", "-n", &ns,
+        ]));
+        let mut args = vec!["resume", "source", "git"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--timeout=1s", "-n", &ns]);
+        let out = ferroflux(&args);
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("✔ GitRepository source resumed"), "{err}");
+        assert!(!err.contains("waiting for"), "{err}");
+        assert_eq!(
+            get(&client, &git(), &ns, "podinfo").await.data["spec"]["suspend"],
+            false
+        );
+    }
+
     // delete: refuses without a terminal unless --silent.
     let out = ferroflux(&["delete", "source", "git", "podinfo", "-n", &ns]);
     assert_eq!(out.status.code(), Some(1));
@@ -1124,7 +1148,10 @@ async fn events_lists_flux_events() {
         "source": {"component": "source-controller"},
     });
     events
-        .create(&Default::default(), &serde_json::from_value(event).unwrap())
+        .create(
+            &Default::default(),
+            &serde_json::from_value(event.clone()).unwrap(),
+        )
         .await
         .unwrap();
     let out = ok(&ferroflux(&["events", "-n", &ns]));
@@ -1148,6 +1175,36 @@ async fn events_lists_flux_events() {
         &ns,
     ]));
     assert!(!out.contains("NewArtifact"), "{out}");
+    // --types: Normal only, or Warning only.
+    let out = ok(&ferroflux(&["events", "--types", "Normal", "-n", &ns]));
+    assert!(out.contains("NewArtifact"), "{out}");
+    let out = ferroflux(&["events", "--types", "Warning", "-n", &ns]);
+    assert!(!ok(&out).contains("NewArtifact"));
+    assert!(
+        text(&out.stderr).contains("no events found for Flux objects"),
+        "{}",
+        text(&out.stderr)
+    );
+    // --watch: the current events, then the new ones, until --timeout.
+    let child = spawn_ferroflux(&["events", "--watch", "--timeout=4s", "-n", &ns]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut later = event.clone();
+    later["metadata"]["name"] = json!("podinfo.2");
+    later["reason"] = json!("GitOperationFailed");
+    later["type"] = json!("Warning");
+    events
+        .create(&Default::default(), &serde_json::from_value(later).unwrap())
+        .await
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = ok(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("LAST SEEN"), "{stdout}");
+    assert!(lines[1].contains("NewArtifact"), "{stdout}");
+    assert!(
+        lines[2].contains("Warning") && lines[2].contains("GitOperationFailed"),
+        "{stdout}"
+    );
 }
 
 /// Plays the kubelet and the Deployment controller for flux-system: reports every
