@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 pub enum DevCommand {
     /// Start the local control plane, the controllers, a git server with a sample app, and
     /// the GitRepository and Kustomization that deploy it (builds what it needs on first use).
+    /// When $KUBECONFIG (or ~/.kube/config) names a reachable cluster, that cluster is used
+    /// instead of a local control plane.
     Up,
-    /// Stop everything `dev up` started and remove its data.
+    /// Stop everything `dev up` started and remove its data (a configured cluster is left running).
     Down,
     /// Show what `dev up` left running.
     Status,
@@ -50,6 +52,58 @@ struct DevState {
     pids: Vec<u32>,
     #[serde(default)]
     components: Vec<Component>,
+    /// The cluster was configured, not started: `dev down` leaves it running.
+    #[serde(default)]
+    external: bool,
+}
+
+/// A cluster the user's kubeconfig names and that answers.
+struct Configured {
+    kubeconfig: PathBuf,
+    server: String,
+    version: String,
+    client: kube::Client,
+}
+
+/// The cluster of $KUBECONFIG or ~/.kube/config when it answers within a few seconds.
+async fn configured_cluster() -> Option<Configured> {
+    let kubeconfig = std::env::var_os("KUBECONFIG")
+        .filter(|k| !k.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            let default = PathBuf::from(std::env::var_os("HOME")?).join(".kube/config");
+            default.exists().then_some(default)
+        })?;
+    let probe = async {
+        // KUBECONFIG may list several files, as kubectl allows.
+        let merged = if kubeconfig.to_string_lossy().contains(':') {
+            kube::config::Kubeconfig::from_env().ok()??
+        } else {
+            kube::config::Kubeconfig::read_from(&kubeconfig).ok()?
+        };
+        let config = kube::Config::from_custom_kubeconfig(merged, &Default::default())
+            .await
+            .ok()?;
+        let server = config.cluster_url.to_string();
+        let client = kube::Client::try_from(config).ok()?;
+        let version = client.apiserver_version().await.ok()?.git_version;
+        Some((server, version, client))
+    };
+    match tokio::time::timeout(Duration::from_secs(5), probe).await {
+        Ok(Some((server, version, client))) => Some(Configured {
+            kubeconfig,
+            server,
+            version,
+            client,
+        }),
+        _ => {
+            println!(
+                "► the kubeconfig {} names no reachable cluster: starting a local control plane instead",
+                kubeconfig.display()
+            );
+            None
+        }
+    }
 }
 
 fn state_dir() -> PathBuf {
@@ -74,9 +128,7 @@ fn write_state(state: &DevState) -> anyhow::Result<()> {
 
 /// The kubeconfig of the local control plane when `dev up` left one running.
 pub fn running_kubeconfig() -> Option<PathBuf> {
-    read_state()
-        .filter(|s| s.pids.iter().all(|p| alive(*p)))
-        .map(|s| s.kubeconfig)
+    read_state().filter(running).map(|s| s.kubeconfig)
 }
 
 /// Where `dev up` keeps its state and logs.
@@ -86,6 +138,13 @@ pub fn dev_dir() -> PathBuf {
 
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether what `dev up` started still runs: the control plane's supervisors, or for a
+/// configured cluster, the controllers.
+fn running(state: &DevState) -> bool {
+    state.pids.iter().all(|p| alive(*p))
+        && (!state.external || state.components.iter().any(|c| alive(c.pid)))
 }
 
 pub async fn run(command: DevCommand) -> anyhow::Result<()> {
@@ -155,7 +214,7 @@ fn start(dir: &Path, name: &str, program: &Path, args: &[String]) -> anyhow::Res
 }
 
 async fn up() -> anyhow::Result<()> {
-    if let Some(state) = read_state().filter(|s| s.pids.iter().all(|p| alive(*p))) {
+    if let Some(state) = read_state().filter(running) {
         println!(
             "► ferroflux is already running locally ({}, {})",
             state.server, state.version
@@ -167,35 +226,57 @@ async fn up() -> anyhow::Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cleaning {}", dir.display()))?;
     }
-    if let Some(kubeconfig) = std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) {
-        println!(
-            "► KUBECONFIG is set ({}); `dev up` ignores it and starts its own local control plane",
-            PathBuf::from(kubeconfig).display()
-        );
-    }
-    println!(
-        "► starting the local control plane (etcd + kube-apiserver; the first run builds them from Go modules, which takes several minutes)"
-    );
-    let plane = ControlPlane::start(StartOptions {
-        owner_pid: None,
-        state_dir: Some(dir.clone()),
-        install_crds: true,
-    })
-    .await
-    .context("starting the local control plane")?;
-    let mut state = DevState {
-        server: plane.server.clone(),
-        kubeconfig: plane.kubeconfig_path.clone(),
-        version: plane.version.clone(),
-        pids: plane.supervisor_pids.clone(),
-        components: Vec::new(),
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (mut state, client) = match configured_cluster().await {
+        Some(cluster) => {
+            println!(
+                "► the kubeconfig {} points at a reachable cluster ({}, Kubernetes {}): using it instead of a local control plane",
+                cluster.kubeconfig.display(),
+                cluster.server,
+                cluster.version
+            );
+            ferroflux_testenv::install_crds(&cluster.client, &workspace_root().join("crds"))
+                .await
+                .context("installing the CRDs in the configured cluster")?;
+            println!("✔ {} CRDs installed", ferroflux_api::crds::all().len());
+            let state = DevState {
+                server: cluster.server,
+                kubeconfig: cluster.kubeconfig,
+                version: cluster.version,
+                pids: Vec::new(),
+                components: Vec::new(),
+                external: true,
+            };
+            (state, cluster.client)
+        }
+        None => {
+            println!(
+                "► starting the local control plane (etcd + kube-apiserver; the first run builds them from Go modules, which takes several minutes)"
+            );
+            let plane = ControlPlane::start(StartOptions {
+                owner_pid: None,
+                state_dir: Some(dir.clone()),
+                install_crds: true,
+            })
+            .await
+            .context("starting the local control plane")?;
+            println!(
+                "✔ kube-apiserver {} ready at {} in {:.1?}",
+                plane.version, plane.server, plane.start_time
+            );
+            println!("✔ {} CRDs installed", ferroflux_api::crds::all().len());
+            let state = DevState {
+                server: plane.server.clone(),
+                kubeconfig: plane.kubeconfig_path.clone(),
+                version: plane.version.clone(),
+                pids: plane.supervisor_pids.clone(),
+                components: Vec::new(),
+                external: false,
+            };
+            (state, plane.client().await?)
+        }
     };
     write_state(&state)?;
-    println!(
-        "✔ kube-apiserver {} ready at {} in {:.1?}",
-        plane.version, plane.server, plane.start_time
-    );
-    println!("✔ {} CRDs installed", ferroflux_api::crds::all().len());
 
     println!("► building the controllers (first run: a few minutes)");
     let bins = build_controllers()?;
@@ -203,9 +284,10 @@ async fn up() -> anyhow::Result<()> {
     let git_port = free_port()?;
     let git_root = dir.join("git");
     std::fs::create_dir_all(&git_root)?;
+    let kubeconfig = state.kubeconfig.clone();
     let env = |bin: &Path, extra: Vec<String>| {
         let mut args = vec![
-            format!("KUBECONFIG={}", plane.kubeconfig_path.display()),
+            format!("KUBECONFIG={}", kubeconfig.display()),
             "RUNTIME_NAMESPACE=flux-system".to_string(),
             // JSON logs (the default), as in a cluster: `ferroflux logs` filters and formats them.
             bin.display().to_string(),
@@ -295,12 +377,11 @@ async fn up() -> anyhow::Result<()> {
     let url = format!("http://127.0.0.1:{git_port}/demo.git");
     println!("✔ git repository {url} at commit {}", &commit[..8]);
 
-    let client = plane.client().await?;
     apply_demo_objects(&client, &url).await?;
     println!(
         "► waiting for GitRepository/flux-system/demo and Kustomization/flux-system/demo to become Ready"
     );
-    wait_ready(&client, &dir, &state).await?;
+    wait_ready(&client, &dir, &state, &commit).await?;
     print_next_steps(&state);
     Ok(())
 }
@@ -337,7 +418,14 @@ fn ready_of(conditions: Option<&Vec<ferroflux_api::meta::Condition>>) -> Option<
         .map(|c| (c.status.clone(), c.message.clone()))
 }
 
-async fn wait_ready(client: &kube::Client, dir: &Path, state: &DevState) -> anyhow::Result<()> {
+/// Waits until the GitRepository and the Kustomization are Ready at `commit`: a cluster
+/// that held the demo before reports Ready for an older revision first.
+async fn wait_ready(
+    client: &kube::Client,
+    dir: &Path,
+    state: &DevState,
+    commit: &str,
+) -> anyhow::Result<()> {
     use ferroflux_api::kustomization::Kustomization;
     use ferroflux_api::source::GitRepository;
     let repos: kube::Api<GitRepository> = kube::Api::namespaced(client.clone(), "flux-system");
@@ -350,6 +438,10 @@ async fn wait_ready(client: &kube::Client, dir: &Path, state: &DevState) -> anyh
             && let Some((status, message)) =
                 ready_of(g.status.as_ref().and_then(|s| s.conditions.as_ref()))
             && status == "True"
+            && g.status
+                .as_ref()
+                .and_then(|s| s.artifact.as_ref())
+                .is_some_and(|a| a.revision.ends_with(commit))
         {
             println!("✔ GitRepository/flux-system/demo: {message}");
             source_done = true;
@@ -359,6 +451,10 @@ async fn wait_ready(client: &kube::Client, dir: &Path, state: &DevState) -> anyh
             if let Some((status, message)) = ready_of(st.conditions.as_ref())
                 && status == "True"
                 && st.observed_generation == k.metadata.generation
+                && st
+                    .last_applied_revision
+                    .as_deref()
+                    .is_some_and(|r| r.ends_with(commit))
             {
                 println!("✔ Kustomization/flux-system/demo: {message}");
                 for entry in st.inventory.map(|i| i.entries).unwrap_or_default() {
@@ -437,13 +533,21 @@ fn down() -> anyhow::Result<()> {
         );
     }
     std::fs::remove_dir_all(state_dir()).ok();
-    println!("✔ stopped: controllers, git server, kube-apiserver and etcd");
+    if state.external {
+        println!(
+            "✔ stopped: controllers and git server; the cluster at {} keeps running, with the demo's \
+             GitRepository and Kustomization (flux-system/demo) and what they applied",
+            state.server
+        );
+    } else {
+        println!("✔ stopped: controllers, git server, kube-apiserver and etcd");
+    }
     Ok(())
 }
 
 fn status() -> anyhow::Result<()> {
     match read_state() {
-        Some(state) if state.pids.iter().all(|p| alive(*p)) => {
+        Some(state) if running(&state) => {
             println!("✔ kube-apiserver {} at {}", state.version, state.server);
             for c in &state.components {
                 let mark = if alive(c.pid) { "✔" } else { "✗" };

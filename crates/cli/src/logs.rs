@@ -133,7 +133,10 @@ pub fn parse_line(line: &str, controller_kind: Option<&str>) -> Option<Entry> {
             entry.kind = kind.clone();
         }
     }
+    // Only lines about an object get the controller's kind: startup and client lines
+    // stay kind-less, as with Flux's controllerKind.
     if entry.kind.is_empty()
+        && !entry.name.is_empty()
         && let Some(kind) = controller_kind
     {
         entry.kind = kind.to_string();
