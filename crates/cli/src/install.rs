@@ -58,6 +58,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../../deploy/Dockerfile"),
     ),
     (
+        "deploy/Dockerfile.dockerignore",
+        include_str!("../../../deploy/Dockerfile.dockerignore"),
+    ),
+    (
         "crds/kustomization.yaml",
         include_str!("../../../crds/kustomization.yaml"),
     ),

@@ -424,7 +424,10 @@ async fn local_logs(files: &[PathBuf], args: &LogsArgs, filter: &Filter) -> anyh
         );
         offsets.push(bytes.len());
     }
-    while args.follow {
+    if !args.follow {
+        return Ok(());
+    }
+    loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         for (file, offset) in files.iter().zip(offsets.iter_mut()) {
             let bytes = std::fs::read(file).unwrap_or_default();
@@ -445,7 +448,6 @@ async fn local_logs(files: &[PathBuf], args: &LogsArgs, filter: &Filter) -> anyh
             }
         }
     }
-    Ok(())
 }
 
 /// `logs`.
@@ -489,9 +491,8 @@ pub async fn logs(g: &Global, args: LogsArgs) -> Outcome {
     };
     if args.follow {
         // Flux bounds every command by --timeout, streaming ones too.
-        match tokio::time::timeout(g.timeout, run).await {
-            Ok(result) => result?,
-            Err(_) => {}
+        if let Ok(result) = tokio::time::timeout(g.timeout, run).await {
+            result?;
         }
     } else {
         run.await?;

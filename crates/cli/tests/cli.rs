@@ -869,6 +869,38 @@ async fn check_pre_and_version_read_the_cluster() {
     assert!(err.contains("► checking prerequisites"), "{err}");
     assert!(err.contains("✔ Kubernetes 1.36.3 >=1.33.0-0"), "{err}");
     assert!(err.contains("✔ prerequisites checks passed"), "{err}");
+    // Colours only on a terminal: none when stderr is a pipe, even without NO_COLOR...
+    let piped = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .args(["check", "--pre", "--kubeconfig"])
+        .arg(&cp().kubeconfig_path)
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert!(
+        !text(&piped.stderr).contains('\x1b'),
+        "{:?}",
+        text(&piped.stderr)
+    );
+    // ...and Flux's green ✔ on a terminal (util-linux `script` gives it a pseudo-terminal).
+    let tty = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} check --pre --kubeconfig {}",
+            env!("CARGO_BIN_EXE_ferroflux"),
+            cp().kubeconfig_path.display()
+        ))
+        .arg("/dev/null")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script (bsdutils)");
+    let shown = text(&tty.stdout);
+    assert!(tty.status.success(), "{shown}");
+    assert!(
+        shown.contains("\x1b[32m✔\x1b[0m prerequisites checks passed"),
+        "{shown:?}"
+    );
     let out = ok(&ferroflux(&["version"]));
     assert!(
         out.contains(&format!("ferroflux: v{}", env!("CARGO_PKG_VERSION"))),
