@@ -1659,3 +1659,49 @@ async fn logs_in_a_cluster_reads_the_controller_pods_and_explains_when_they_cann
         "{err}"
     );
 }
+
+/// --context picks the context as kubectl does, and $KUBECONFIG is read when --kubeconfig
+/// is not given: a kubeconfig whose current context names a dead server works only with
+/// --context naming the live one.
+#[tokio::test]
+async fn context_and_kubeconfig_env_select_the_cluster() {
+    let (_client, ns) = setup("cli-context").await;
+    create_git(&ns, "podinfo");
+    let real: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&cp().kubeconfig_path).unwrap()).unwrap();
+    let mut config = real.clone();
+    let mut dead_cluster = real["clusters"][0].clone();
+    dead_cluster["name"] = "dead".into();
+    dead_cluster["cluster"]["server"] = "https://127.0.0.1:9".into();
+    let mut dead_context = real["contexts"][0].clone();
+    dead_context["name"] = "dead".into();
+    dead_context["context"]["cluster"] = "dead".into();
+    config["clusters"]
+        .as_sequence_mut()
+        .unwrap()
+        .push(dead_cluster);
+    config["contexts"]
+        .as_sequence_mut()
+        .unwrap()
+        .push(dead_context);
+    config["current-context"] = "dead".into();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("config");
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+            .args(["get", "sources", "git", "-n", &ns, "--timeout=10s"])
+            .args(extra)
+            .env("KUBECONFIG", &path)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let out = run(&["--context", "ferroflux"]);
+    assert!(ok(&out).contains("podinfo"));
+    let out = run(&["--context", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
+}
