@@ -45,7 +45,8 @@ enum Command {
     },
     /// Check requirements and installation.
     Check(install::CheckArgs),
-    /// Install or upgrade ferroflux (CRDs and controllers) in the flux-system namespace.
+    /// Install or upgrade ferroflux (CRDs and controllers) in the flux-system namespace, and
+    /// wait (until --timeout) for the controllers to be ready.
     Install(install::InstallArgs),
     /// Uninstall ferroflux and its custom resource definitions.
     Uninstall(install::UninstallArgs),
