@@ -57,6 +57,16 @@ pub enum SourcesKind {
     All(MaybeName),
 }
 
+/// An optional object name, and whether to show each object's source.
+#[derive(Args, Debug, Clone)]
+pub struct WithSource {
+    /// Only this object.
+    pub name: Option<String>,
+    /// Show the source reference of each object (Kind/namespace/name).
+    #[arg(long)]
+    pub show_source: bool,
+}
+
 /// What `get` lists.
 #[derive(Subcommand, Debug)]
 pub enum GetTarget {
@@ -68,12 +78,34 @@ pub enum GetTarget {
     },
     /// Get Kustomization statuses.
     #[command(visible_aliases = ["ks", "kustomization"])]
-    Kustomizations(MaybeName),
+    Kustomizations(WithSource),
     /// Get HelmRelease statuses.
     #[command(visible_aliases = ["hr", "helmrelease"])]
-    Helmreleases(MaybeName),
+    Helmreleases(WithSource),
     /// Get all resources and statuses.
     All(MaybeName),
+}
+
+/// The source of a Kustomization or HelmRelease as `--show-source` prints it:
+/// `Kind/namespace/name`, the namespace defaulting to the object's.
+pub fn source_of(kind: &FluxKind, obj: &DynamicObject) -> String {
+    let reference = match kind.kind {
+        "Kustomization" => obj.data.pointer("/spec/sourceRef"),
+        "HelmRelease" => obj
+            .data
+            .pointer("/spec/chartRef")
+            .or_else(|| obj.data.pointer("/spec/chart/spec/sourceRef")),
+        _ => None,
+    };
+    let Some(r) = reference else {
+        return String::new();
+    };
+    let field = |k: &str| r.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+    let ns = match field("namespace") {
+        "" => obj.metadata.namespace.as_deref().unwrap_or_default(),
+        ns => ns,
+    };
+    format!("{}/{ns}/{}", field("kind"), field("name"))
 }
 
 /// One table row of an object, as Flux's `summariseItem`.
@@ -82,6 +114,7 @@ pub fn row(
     obj: &DynamicObject,
     include_ns: bool,
     include_kind: bool,
+    show_source: bool,
 ) -> Vec<String> {
     let mut row = Vec::new();
     if include_ns {
@@ -101,6 +134,9 @@ pub fn row(
         truncate_hex(&rev)
     };
     let (ready, message) = ready_and_message(obj);
+    if show_source {
+        row.push(source_of(kind, obj));
+    }
     row.push(rev);
     row.push(if suspended(obj) { "True" } else { "False" }.to_string());
     row.push(ready);
@@ -109,8 +145,11 @@ pub fn row(
 }
 
 /// The header for a kind's table.
-pub fn header(include_ns: bool) -> Vec<&'static str> {
+pub fn header(include_ns: bool, show_source: bool) -> Vec<&'static str> {
     let mut h = vec!["Name", "Revision", "Suspended", "Ready", "Message"];
+    if show_source {
+        h.insert(1, "Source");
+    }
     if include_ns {
         h.insert(0, "Namespace");
     }
@@ -156,6 +195,7 @@ struct Query<'a> {
     g: &'a Global,
     args: &'a GetArgs,
     client: kube::Client,
+    show_source: bool,
 }
 
 impl Query<'_> {
@@ -222,7 +262,7 @@ impl Query<'_> {
             .items
             .iter()
             .filter(|o| matches(o, &filter))
-            .map(|o| row(kind, o, self.args.all_namespaces, get_all))
+            .map(|o| row(kind, o, self.args.all_namespaces, get_all, self.show_source))
             .collect();
         if get_all && rows.is_empty() {
             return Ok(());
@@ -230,7 +270,7 @@ impl Query<'_> {
         let header = if self.args.no_header {
             vec![]
         } else {
-            header(self.args.all_namespaces)
+            header(self.args.all_namespaces, self.show_source)
         };
         print!("{}", table(&header, &rows));
         if get_all {
@@ -252,6 +292,7 @@ impl Query<'_> {
         let filter = status_filter(&self.args.status_selector)?;
         let include_ns = self.args.all_namespaces;
         let no_header = self.args.no_header;
+        let show_source = self.show_source;
         let kind = *kind;
         let run = async move {
             let mut stream = watcher(api, config).boxed();
@@ -265,19 +306,22 @@ impl Query<'_> {
                         let rows: Vec<Vec<String>> = initial
                             .iter()
                             .filter(|o| matches(o, &filter))
-                            .map(|o| row(&kind, o, include_ns, false))
+                            .map(|o| row(&kind, o, include_ns, false, show_source))
                             .collect();
                         let h = if no_header || !first {
                             vec![]
                         } else {
-                            header(include_ns)
+                            header(include_ns, show_source)
                         };
                         print!("{}", table(&h, &rows));
                         first = false;
                     }
                     watcher::Event::Apply(obj) | watcher::Event::Delete(obj) => {
                         if matches(&obj, &filter) {
-                            print!("{}", table(&[], &[row(&kind, &obj, include_ns, false)]));
+                            print!(
+                                "{}",
+                                table(&[], &[row(&kind, &obj, include_ns, false, show_source)])
+                            );
                         }
                     }
                 }
@@ -296,10 +340,15 @@ impl Query<'_> {
 /// `get ...`.
 pub async fn run(g: &Global, args: GetArgs) -> Outcome {
     let client = g.client().await?;
+    let show_source = match &args.target {
+        GetTarget::Kustomizations(w) | GetTarget::Helmreleases(w) => w.show_source,
+        _ => false,
+    };
     let q = Query {
         g,
         args: &args,
         client,
+        show_source,
     };
     let (kinds, name, get_all): (Vec<FluxKind>, Option<String>, bool) = match &args.target {
         GetTarget::Sources { kind } => match kind {

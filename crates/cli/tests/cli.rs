@@ -253,7 +253,16 @@ fn help_of_every_subcommand_is_complete() {
         ),
         (
             &["get", "kustomizations"],
-            &["--all-namespaces", "--watch", "--no-header"],
+            &[
+                "--all-namespaces",
+                "--watch",
+                "--no-header",
+                "--show-source",
+            ],
+        ),
+        (
+            &["get", "helmreleases"],
+            &["--show-source", "--status-selector"],
         ),
         (&["get", "sources", "git"], &["--all-namespaces", "--watch"]),
         (&["reconcile", "kustomization"], &["--with-source"]),
@@ -589,6 +598,32 @@ async fn get_prints_flux_columns_and_revisions() {
         .map(str::trim)
         .collect();
     assert_eq!(row[..3], ["podinfo", "6.5.4", "False"]);
+
+    // --show-source: a SOURCE column after NAME, the namespace filled in.
+    for (args, source) in [
+        (
+            ["get", "ks", "--show-source"],
+            format!("GitRepository/{ns}/podinfo"),
+        ),
+        (
+            ["get", "hr", "--show-source"],
+            format!("HelmRepository/{ns}/podinfo"),
+        ),
+    ] {
+        let mut args = args.to_vec();
+        args.extend_from_slice(&["-n", &ns]);
+        let out = ok(&ferroflux(&args));
+        let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(header[..3], ["NAME", "SOURCE", "REVISION"], "{out}");
+        let row: Vec<&str> = out
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split('\t')
+            .map(str::trim)
+            .collect();
+        assert_eq!(row[..2], ["podinfo", source.as_str()], "{out}");
+    }
 
     // get all: kind-prefixed names, every kind present.
     let out = ok(&ferroflux(&["get", "all", "-n", &ns]));
