@@ -21,6 +21,12 @@ pub struct Global {
     /// The kubeconfig context to use.
     #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
+    /// The kubeconfig cluster to use (instead of the context's).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use (instead of the context's).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
     /// The namespace scope for this operation.
     #[arg(short = 'n', long, global = true, default_value = ferroflux_api::constants::DEFAULT_NAMESPACE, env = "FLUX_SYSTEM_NAMESPACE")]
     pub namespace: String,
@@ -35,8 +41,8 @@ impl Global {
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         let options = KubeConfigOptions {
             context: self.context.clone(),
-            cluster: None,
-            user: None,
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
         };
         let path = self.kubeconfig.clone().or_else(|| {
             let home = std::env::var_os("HOME").map(PathBuf::from)?;

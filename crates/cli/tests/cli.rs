@@ -197,6 +197,8 @@ fn help_of_every_subcommand_is_complete() {
                 "bootstrap",
                 "--kubeconfig",
                 "--context",
+                "--cluster",
+                "--user",
                 "--namespace",
                 "--timeout",
             ],
@@ -1735,6 +1737,9 @@ async fn context_and_kubeconfig_env_select_the_cluster() {
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let out = run(&["--context", "ferroflux"]);
+    assert!(ok(&out).contains("podinfo"));
+    // --cluster overrides the context's cluster, as kubectl's flag does.
+    let out = run(&["--cluster", "ferroflux"]);
     assert!(ok(&out).contains("podinfo"));
     let out = run(&["--context", "nope"]);
     assert_eq!(out.status.code(), Some(1));
