@@ -43,6 +43,10 @@ pub struct LocalKsArgs {
     /// Read the Kustomization from this YAML file instead of the cluster.
     #[arg(long)]
     pub kustomization_file: Option<PathBuf>,
+    /// Paths to leave out of the build, comma-separated, in .gitignore format
+    /// (e.g. "/to_ignore/**/*.yaml,ignore.yaml").
+    #[arg(long, value_delimiter = ',')]
+    pub ignore_paths: Vec<String>,
 }
 
 /// `kustomize` subcommands.
@@ -96,14 +100,40 @@ pub struct HelmTemplateArgs {
     pub skip_tests: bool,
 }
 
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+/// The --ignore-paths patterns, anchored at the --path directory.
+fn ignore_matcher(patterns: &[String]) -> ferroflux_artifact::ignore::Matcher {
+    ferroflux_artifact::ignore::Matcher::new(
+        patterns
+            .iter()
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+            .map(|p| ferroflux_artifact::ignore::Pattern::parse(p, &[]))
+            .collect(),
+    )
+}
+
+/// Copies `from` to `to`, leaving out what `ignore` excludes (`rel`: the path of `from`
+/// below the --path directory).
+fn copy_dir(
+    from: &Path,
+    to: &Path,
+    rel: &[String],
+    ignore: &ferroflux_artifact::ignore::Matcher,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
         let entry = entry?;
         let ty = entry.file_type()?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let mut path = rel.to_vec();
+        path.push(name);
+        let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+        if ignore.is_excluded(&parts, ty.is_dir()) {
+            continue;
+        }
         let target = to.join(entry.file_name());
         if ty.is_dir() {
-            copy_dir(&entry.path(), &target)?;
+            copy_dir(&entry.path(), &target, &path, ignore)?;
         } else if ty.is_file() {
             std::fs::copy(entry.path(), &target)?;
         }
@@ -216,7 +246,7 @@ async fn local_build(
     let vars = substitute_vars(client, &ns, &spec).await?;
     let tmp = tempfile::tempdir()?;
     let root = tmp.path().join("root");
-    copy_dir(&args.path, &root)?;
+    copy_dir(&args.path, &root, &[], &ignore_matcher(&args.ignore_paths))?;
     spec.path = Some("./".into());
     let objects = ferroflux_kustomize_controller::build::build(&root, &spec, &vars)
         .map_err(|e| anyhow::anyhow!("building Kustomization {ns}/{}: {e}", args.name))?;

@@ -324,8 +324,8 @@ fn help_of_every_subcommand_is_complete() {
         ),
         (&["resume", "kustomization"], &["--all", "--wait"]),
         (&["tree", "kustomization"], &["--compact", "--output"]),
-        (&["build", "kustomization"], &["--path"]),
-        (&["diff", "kustomization"], &["--path"]),
+        (&["build", "kustomization"], &["--path", "--ignore-paths"]),
+        (&["diff", "kustomization"], &["--path", "--ignore-paths"]),
         (
             &["helm", "template"],
             &["--values", "--set", "--include-crds"],
@@ -1744,4 +1744,47 @@ async fn context_and_kubeconfig_env_select_the_cluster() {
     let out = run(&["--context", "nope"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
+}
+
+/// `build kustomization --ignore-paths`: the .gitignore-style patterns leave files out of
+/// the build (offline, with --kustomization-file; no kustomization.yaml, so every manifest
+/// of the directory is a resource, as the controller generates it).
+#[test]
+fn build_leaves_out_ignore_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app");
+    std::fs::create_dir_all(dir.join("skip")).unwrap();
+    let cm = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n");
+    std::fs::write(dir.join("a.yaml"), cm("a")).unwrap();
+    std::fs::write(dir.join("c.yaml"), cm("c")).unwrap();
+    std::fs::write(dir.join("skip/b.yaml"), cm("b")).unwrap();
+    let ks = tmp.path().join("ks.yaml");
+    std::fs::write(
+        &ks,
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: app\n  namespace: flux-system\n\
+         spec:\n  interval: 10m\n  path: ./\n  prune: true\n  targetNamespace: apps\n  sourceRef:\n    kind: GitRepository\n    name: repo\n",
+    )
+    .unwrap();
+    let build = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+            .args(["build", "kustomization", "app", "--path"])
+            .arg(&dir)
+            .arg("--kustomization-file")
+            .arg(&ks)
+            .args(extra)
+            .output()
+            .unwrap();
+        let names: Vec<String> = yaml_docs(&ok(&out))
+            .iter()
+            .map(|d| d["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        names
+    };
+    let mut all = build(&[]);
+    all.sort();
+    assert_eq!(all, ["a", "b", "c"]);
+    assert_eq!(build(&["--ignore-paths", "skip/,c.yaml"]), ["a"]);
+    let mut kept = build(&["--ignore-paths=/**/b.yaml"]);
+    kept.sort();
+    assert_eq!(kept, ["a", "c"]);
 }
