@@ -21,7 +21,18 @@ use crate::{Outcome, ok};
 pub enum BuildTarget {
     /// Build a Kustomization from a local directory, with the overlays the controller applies.
     #[command(visible_alias = "ks")]
-    Kustomization(LocalKsArgs),
+    Kustomization(BuildKsArgs),
+}
+
+/// `build kustomization` flags.
+#[derive(Args, Debug)]
+pub struct BuildKsArgs {
+    #[command(flatten)]
+    pub local: LocalKsArgs,
+    /// Build without the cluster (needs --kustomization-file); substitutions from
+    /// ConfigMaps and Secrets (postBuild.substituteFrom) are skipped.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `diff` kinds.
@@ -179,8 +190,13 @@ async fn substitute_vars(
     client: Option<&kube::Client>,
     ns: &str,
     spec: &KustomizationSpec,
+    dry_run: bool,
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
+    // Flux's dry-run skips the substitutions read from the cluster.
+    if dry_run {
+        return Ok(vars);
+    }
     let refs = spec
         .post_build
         .as_ref()
@@ -190,7 +206,10 @@ async fn substitute_vars(
         return Ok(vars);
     }
     let Some(client) = client else {
-        bail!("postBuild.substituteFrom needs the cluster to read ConfigMaps and Secrets");
+        bail!(
+            "postBuild.substituteFrom needs the cluster to read ConfigMaps and Secrets: configure a kubeconfig, \
+             or pass --dry-run to build without them"
+        );
     };
     for r in refs {
         let optional = r.optional.unwrap_or(false);
@@ -230,6 +249,7 @@ async fn local_build(
     g: &Global,
     args: &LocalKsArgs,
     client: Option<&kube::Client>,
+    dry_run: bool,
 ) -> anyhow::Result<(Value, Vec<serde_yaml::Value>)> {
     if !args.path.is_dir() {
         bail!(
@@ -243,7 +263,7 @@ async fn local_build(
         .and_then(Value::as_str)
         .unwrap_or(&g.namespace)
         .to_string();
-    let vars = substitute_vars(client, &ns, &spec).await?;
+    let vars = substitute_vars(client, &ns, &spec, dry_run).await?;
     let tmp = tempfile::tempdir()?;
     let root = tmp.path().join("root");
     copy_dir(&args.path, &root, &[], &ignore_matcher(&args.ignore_paths))?;
@@ -255,13 +275,21 @@ async fn local_build(
 
 /// `build kustomization NAME --path DIR`.
 pub async fn build(g: &Global, target: BuildTarget) -> Outcome {
-    let BuildTarget::Kustomization(args) = target;
-    let client = if args.kustomization_file.is_some() {
-        None
-    } else {
-        Some(g.client().await?)
+    let BuildTarget::Kustomization(BuildKsArgs {
+        local: args,
+        dry_run,
+    }) = target;
+    let client = match (&args.kustomization_file, dry_run) {
+        (None, true) => bail!(
+            "--dry-run needs --kustomization-file: without the cluster, Kustomization {} must come from a file",
+            args.name
+        ),
+        (None, false) => Some(g.client().await?),
+        (Some(_), true) => None,
+        // The cluster, when there is one, gives postBuild.substituteFrom its values.
+        (Some(_), false) => g.client().await.ok(),
     };
-    let (_, objects) = local_build(g, &args, client.as_ref()).await?;
+    let (_, objects) = local_build(g, &args, client.as_ref(), dry_run).await?;
     print!("{}", ferroflux_kustomize::to_yaml_stream(&objects));
     ok()
 }
@@ -355,7 +383,7 @@ async fn live_object(
 pub async fn diff(g: &Global, target: DiffTarget) -> Outcome {
     let DiffTarget::Kustomization(args) = target;
     let client = g.client().await?;
-    let (ks, objects) = local_build(g, &args, Some(&client)).await?;
+    let (ks, objects) = local_build(g, &args, Some(&client), false).await?;
     let ks_ns = ks
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)

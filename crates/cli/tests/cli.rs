@@ -324,7 +324,15 @@ fn help_of_every_subcommand_is_complete() {
         ),
         (&["resume", "kustomization"], &["--all", "--wait"]),
         (&["tree", "kustomization"], &["--compact", "--output"]),
-        (&["build", "kustomization"], &["--path", "--ignore-paths"]),
+        (
+            &["build", "kustomization"],
+            &[
+                "--path",
+                "--ignore-paths",
+                "--kustomization-file",
+                "--dry-run",
+            ],
+        ),
         (&["diff", "kustomization"], &["--path", "--ignore-paths"]),
         (
             &["helm", "template"],
@@ -1787,4 +1795,54 @@ fn build_leaves_out_ignore_paths() {
     let mut kept = build(&["--ignore-paths=/**/b.yaml"]);
     kept.sort();
     assert_eq!(kept, ["a", "c"]);
+}
+
+/// `build kustomization --dry-run`: no cluster, the Kustomization from a file, inline
+/// substitutions applied and those from ConfigMaps/Secrets skipped, as Flux does.
+#[test]
+fn build_dry_run_skips_substitutions_from_the_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  greeting: ${GREETING}\n",
+    )
+    .unwrap();
+    let ks = tmp.path().join("ks.yaml");
+    std::fs::write(
+        &ks,
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: app\n  namespace: flux-system\n\
+         spec:\n  interval: 10m\n  path: ./\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: repo\n\
+         \x20 postBuild:\n    substitute:\n      GREETING: hello\n    substituteFrom:\n    - kind: ConfigMap\n      name: vars\n",
+    )
+    .unwrap();
+    let build = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+            .args(["build", "kustomization", "app", "--path"])
+            .arg(&dir)
+            .args(extra)
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let file = ks.to_str().unwrap();
+    let out = ok(&build(&["--kustomization-file", file, "--dry-run"]));
+    assert!(out.contains("greeting: hello"), "{out}");
+    // Without --dry-run the ConfigMap must be read, and there is no cluster.
+    let out = build(&["--kustomization-file", file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("pass --dry-run"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = build(&["--dry-run"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--dry-run needs --kustomization-file"),
+        "{}",
+        text(&out.stderr)
+    );
 }
