@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -145,6 +145,9 @@ pub struct CheckArgs {
     /// Only run pre-installation checks.
     #[arg(long)]
     pub pre: bool,
+    /// How often the controllers' Deployments are polled while waiting for them.
+    #[arg(long, default_value = "5s", value_parser = crate::output::duration_arg)]
+    pub poll_interval: Duration,
 }
 
 /// `install`.
@@ -355,18 +358,14 @@ pub async fn check(g: &Global, args: CheckArgs) -> Outcome {
         ));
         failed = true;
     }
-    let start = Instant::now();
     for d in &list.items {
+        // kstatus on each Deployment until --timeout, as Flux's status checker; the
+        // component's line says whether it is ready.
         let name = d.metadata.name.clone().unwrap_or_default();
-        let mut current = d.clone();
-        while !deployment_ready(&current) && start.elapsed() < g.timeout {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            current = deployments.get(&name).await?;
-        }
-        if deployment_ready(&current) {
-            output::success(format!("{name}: deployment ready"));
-        } else {
-            output::failure(format!("{name}: deployment not ready"));
+        if crate::components::wait_ready(&client, ns, &[name], args.poll_interval, g.timeout)
+            .await
+            .is_err()
+        {
             failed = true;
         }
         for c in d

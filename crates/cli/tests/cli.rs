@@ -317,7 +317,7 @@ fn help_of_every_subcommand_is_complete() {
                 "Examples:",
             ],
         ),
-        (&["check"], &["--pre"]),
+        (&["check"], &["--pre", "--poll-interval"]),
         (
             &["events"],
             &["--for", "--all-namespaces", "--watch", "--types"],
@@ -1429,7 +1429,7 @@ async fn install_waits_for_the_controllers_check_reports_and_uninstall_dry_run_l
         );
     }
     assert!(err.contains("✔ install finished"), "{err}");
-    let out = ferroflux(&["check", "--timeout=30s"]);
+    let out = ferroflux(&["check", "--timeout=30s", "--poll-interval=1s"]);
     let err = text(&out.stderr);
     kubelet.abort();
     assert!(out.status.success(), "{err}");
