@@ -40,7 +40,18 @@ pub struct BuildKsArgs {
 pub enum DiffTarget {
     /// Diff a Kustomization built from a local directory against the cluster.
     #[command(visible_alias = "ks")]
-    Kustomization(LocalKsArgs),
+    Kustomization(DiffKsArgs),
+}
+
+/// `diff kustomization` flags.
+#[derive(Args, Debug)]
+pub struct DiffKsArgs {
+    #[command(flatten)]
+    pub local: LocalKsArgs,
+    /// With --kustomization-file: diff even when the Kustomization is not in the cluster
+    /// yet (a new Kustomization: nothing can be pruned).
+    #[arg(long)]
+    pub ignore_not_found: bool,
 }
 
 /// `build|diff kustomization NAME --path DIR`.
@@ -381,9 +392,50 @@ async fn live_object(
 
 /// `diff kustomization NAME --path DIR`: exit 1 when the cluster differs.
 pub async fn diff(g: &Global, target: DiffTarget) -> Outcome {
-    let DiffTarget::Kustomization(args) = target;
+    let DiffTarget::Kustomization(DiffKsArgs {
+        local: args,
+        ignore_not_found,
+    }) = target;
+    if ignore_not_found && args.kustomization_file.is_none() {
+        bail!(
+            "--ignore-not-found needs --kustomization-file: it describes the Kustomization the cluster does not have"
+        );
+    }
     let client = g.client().await?;
-    let (ks, objects) = local_build(g, &args, Some(&client), false).await?;
+    let (mut ks, objects) = local_build(g, &args, Some(&client), false).await?;
+    if args.kustomization_file.is_some() {
+        // As Flux: the file gives the spec, the cluster's object its status (the inventory,
+        // so that what would be pruned shows).
+        let ns = ks
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(&g.namespace)
+            .to_string();
+        match cluster::KS
+            .api(&client, Some(&ns))
+            .get_opt(&args.name)
+            .await
+        {
+            Ok(Some(live)) => {
+                if let Some(status) = live.data.get("status") {
+                    ks["status"] = status.clone();
+                }
+            }
+            Ok(None) if ignore_not_found => {}
+            Ok(None) => bail!(
+                "Kustomization '{}' not found in {ns} namespace: pass --ignore-not-found to diff a Kustomization the cluster does not have yet",
+                args.name
+            ),
+            Err(err) => {
+                return Err(cluster::describe_get_error(
+                    err,
+                    &cluster::KS,
+                    &args.name,
+                    &ns,
+                ));
+            }
+        }
+    }
     let ks_ns = ks
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)

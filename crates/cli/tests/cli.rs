@@ -333,7 +333,15 @@ fn help_of_every_subcommand_is_complete() {
                 "--dry-run",
             ],
         ),
-        (&["diff", "kustomization"], &["--path", "--ignore-paths"]),
+        (
+            &["diff", "kustomization"],
+            &[
+                "--path",
+                "--ignore-paths",
+                "--kustomization-file",
+                "--ignore-not-found",
+            ],
+        ),
         (
             &["helm", "template"],
             &["--values", "--set", "--include-crds"],
@@ -1209,6 +1217,67 @@ async fn build_and_diff_a_kustomization_from_a_local_directory() {
         stdout.contains("-  replicas: \"1\"") && stdout.contains("+  replicas: \"3\""),
         "{stdout}"
     );
+
+    // --kustomization-file: the file's spec, the cluster's inventory, so that what the
+    // Kustomization applied before and no longer builds shows as deleted.
+    patch_status(
+        &client,
+        &ks(),
+        &ns,
+        "app",
+        json!({"inventory": {"entries": [
+            {"id": format!("{ns}_app__ConfigMap"), "v": "v1"},
+            {"id": format!("{ns}_old__ConfigMap"), "v": "v1"},
+        ]}}),
+    )
+    .await;
+    let file = tmp.path().join("ks.yaml");
+    std::fs::write(&file, ok(&ferroflux(&["export", "ks", "app", "-n", &ns]))).unwrap();
+    let diff_file = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "diff",
+            "ks",
+            name,
+            "--path",
+            app.to_str().unwrap(),
+            "--kustomization-file",
+            file.to_str().unwrap(),
+            "-n",
+            &ns,
+        ];
+        args.extend_from_slice(extra);
+        ferroflux(&args)
+    };
+    let out = diff_file("app", &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("► ConfigMap/{ns}/old deleted")),
+        "{}",
+        text(&out.stdout)
+    );
+    // A Kustomization the cluster does not have: refused unless --ignore-not-found.
+    std::fs::write(
+        &file,
+        ok(&ferroflux(&["export", "ks", "app", "-n", &ns])).replace("name: app\n", "name: fresh\n"),
+    )
+    .unwrap();
+    let out = diff_file("fresh", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("Kustomization 'fresh' not found")
+            && text(&out.stderr).contains("--ignore-not-found"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = diff_file("fresh", &["--ignore-not-found"]);
+    let err = text(&out.stderr);
+    assert!(!err.contains("not found"), "{err}");
+    assert!(
+        text(&out.stdout).contains(&format!("ConfigMap/{ns}/app")),
+        "{}{err}",
+        text(&out.stdout)
+    );
+    assert!(!text(&out.stdout).contains("old deleted"));
 }
 
 #[tokio::test]
