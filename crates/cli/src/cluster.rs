@@ -27,6 +27,15 @@ pub struct Global {
     /// The kubeconfig user to use (instead of the context's).
     #[arg(long, global = true, value_name = "NAME")]
     pub user: Option<String>,
+    /// The address and port of the Kubernetes API server (instead of the kubeconfig's).
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token for authentication to the API server (instead of the kubeconfig's).
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Do not check the API server's certificate (insecure).
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
     /// The namespace scope for this operation.
     #[arg(short = 'n', long, global = true, default_value = ferroflux_api::constants::DEFAULT_NAMESPACE, env = "FLUX_SYSTEM_NAMESPACE")]
     pub namespace: String,
@@ -53,7 +62,7 @@ impl Global {
                 crate::dev::running_kubeconfig()
             }
         });
-        let config = match path {
+        let mut config = match path {
             Some(path) => {
                 // KUBECONFIG may list several files, as kubectl allows.
                 let kubeconfig = if path.to_string_lossy().contains(':') {
@@ -73,6 +82,18 @@ impl Global {
                 "no kubeconfig found: pass --kubeconfig, set KUBECONFIG, or run `ferroflux dev up`",
             )?,
         };
+        // kubectl's overrides, applied over whatever the kubeconfig said.
+        if let Some(server) = &self.server {
+            config.cluster_url = server
+                .parse()
+                .with_context(|| format!("--server {server:?} is not a URL"))?;
+        }
+        if let Some(token) = &self.token {
+            config.auth_info.token = Some(token.clone().into());
+        }
+        if self.insecure_skip_tls_verify {
+            config.accept_invalid_certs = true;
+        }
         kube::Client::try_from(config).context("creating the Kubernetes client")
     }
 }

@@ -199,6 +199,9 @@ fn help_of_every_subcommand_is_complete() {
                 "--context",
                 "--cluster",
                 "--user",
+                "--server",
+                "--token",
+                "--insecure-skip-tls-verify",
                 "--namespace",
                 "--timeout",
             ],
@@ -1817,6 +1820,9 @@ async fn context_and_kubeconfig_env_select_the_cluster() {
     assert!(ok(&out).contains("podinfo"));
     // --cluster overrides the context's cluster, as kubectl's flag does.
     let out = run(&["--cluster", "ferroflux"]);
+    assert!(ok(&out).contains("podinfo"));
+    // --server points the dead context at the live API server, as kubectl's flag does.
+    let out = run(&["--server", &cp().server]);
     assert!(ok(&out).contains("podinfo"));
     let out = run(&["--context", "nope"]);
     assert_eq!(out.status.code(), Some(1));
