@@ -82,31 +82,92 @@ pub fn write_archive<W: Write>(
             reason: "not a directory".into(),
         });
     }
-    let digest_out = DigestWriter::new(out, Algorithm::Sha256);
-    let gz = ParGzWriter::new(digest_out, opts.level.min(9), opts.threads);
-    let mut w = TarWriter {
-        gz,
-        entries: 0,
-        content_bytes: 0,
-    };
-    w.header(b".", DIR_MODE, 0, b'5')
-        .map_err(|e| Error::io("write archive", dir, e))?;
+    let mut w = ArchiveWriter::new(out, opts).map_err(|e| Error::io("write archive", dir, e))?;
     let mut rel_names: Vec<String> = Vec::new();
     let mut rel_bytes: Vec<u8> = Vec::new();
-    walk(dir, &mut rel_names, &mut rel_bytes, matcher, &mut w)?;
-    let entries = w.entries;
-    let content_bytes = w.content_bytes;
-    let digest_out = w.finish().map_err(|e| Error::io("write archive", dir, e))?;
-    let (out, digest, size) = digest_out.finish();
-    Ok((
-        out,
-        ArchiveSummary {
-            digest,
-            size,
-            entries,
-            content_bytes,
-        },
-    ))
+    walk(dir, &mut rel_names, &mut rel_bytes, matcher, &mut w.tar)?;
+    w.finish().map_err(|e| Error::io("write archive", dir, e))
+}
+
+/// Builds the same archive as [`write_archive`] from entries the caller supplies instead of a
+/// directory (e.g. straight from git objects), so nothing has to be written to disk first.
+///
+/// The caller is responsible for the order [`write_archive`] uses to get byte-identical
+/// output: depth first, each directory's entries sorted by the bytes of their names, a
+/// directory's entry right before its contents. Names are relative paths with `/` separators
+/// and no trailing slash; the root entry `.` is written by [`ArchiveWriter::new`].
+pub struct ArchiveWriter<W: Write> {
+    tar: TarWriter<W>,
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// Starts the archive (gzip stream and the root `.` directory entry).
+    pub fn new(out: W, opts: &ArchiveOptions) -> std::io::Result<Self> {
+        let digest_out = DigestWriter::new(out, Algorithm::Sha256);
+        let gz = ParGzWriter::new(digest_out, opts.level.min(9), opts.threads);
+        let mut tar = TarWriter {
+            gz,
+            entries: 0,
+            content_bytes: 0,
+        };
+        tar.header(b".", DIR_MODE, 0, b'5')?;
+        Ok(ArchiveWriter { tar })
+    }
+
+    /// A directory entry.
+    pub fn dir(&mut self, name: &[u8]) -> std::io::Result<()> {
+        self.tar.header(name, DIR_MODE, 0, b'5')
+    }
+
+    /// A regular file with the given content.
+    pub fn file(&mut self, name: &[u8], executable: bool, content: &[u8]) -> std::io::Result<()> {
+        let size = content.len() as u64;
+        self.tar.header(name, file_mode(executable), size, b'0')?;
+        self.tar.gz.write_all(content)?;
+        self.tar.content_bytes += size;
+        self.tar.pad(size)
+    }
+
+    /// A regular file of exactly `size` bytes read from `reader`; fails when `reader` ends
+    /// early (the archive is then unusable).
+    pub fn file_from_reader(
+        &mut self,
+        name: &[u8],
+        executable: bool,
+        size: u64,
+        reader: &mut impl std::io::Read,
+    ) -> std::io::Result<()> {
+        self.tar.header(name, file_mode(executable), size, b'0')?;
+        let got = self.tar.gz.write_from_reader(reader, size)?;
+        if got != size {
+            return Err(std::io::Error::other(format!(
+                "file shrank while archiving ({got} of {size} bytes)"
+            )));
+        }
+        self.tar.content_bytes += size;
+        self.tar.pad(size)
+    }
+
+    /// Ends the tar stream and the gzip member; returns `out` and the summary.
+    pub fn finish(self) -> std::io::Result<(W, ArchiveSummary)> {
+        let entries = self.tar.entries;
+        let content_bytes = self.tar.content_bytes;
+        let digest_out = self.tar.finish()?;
+        let (out, digest, size) = digest_out.finish();
+        Ok((
+            out,
+            ArchiveSummary {
+                digest,
+                size,
+                entries,
+                content_bytes,
+            },
+        ))
+    }
+}
+
+fn file_mode(executable: bool) -> u32 {
+    if executable { EXE_FILE_MODE } else { FILE_MODE }
 }
 
 fn walk<W: Write>(
@@ -181,11 +242,7 @@ impl<W: Write> TarWriter<W> {
             // Replaced by something else since the directory was read.
             return Ok(());
         }
-        let mode = if meta.permissions().mode() & 0o111 != 0 {
-            EXE_FILE_MODE
-        } else {
-            FILE_MODE
-        };
+        let mode = file_mode(meta.permissions().mode() & 0o111 != 0);
         let size = meta.len();
         self.header(name, mode, size, b'0')
             .map_err(|e| Error::io("write archive", path, e))?;
@@ -203,10 +260,14 @@ impl<W: Write> TarWriter<W> {
             ));
         }
         self.content_bytes += size;
-        let pad = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
-        self.gz
-            .write_all(&[0u8; BLOCK][..pad])
+        self.pad(size)
             .map_err(|e| Error::io("write archive", path, e))
+    }
+
+    /// Zero fill up to the next block after `size` content bytes.
+    fn pad(&mut self, size: u64) -> std::io::Result<()> {
+        let pad = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
+        self.gz.write_all(&[0u8; BLOCK][..pad])
     }
 
     fn header(&mut self, name: &[u8], mode: u32, size: u64, typeflag: u8) -> std::io::Result<()> {

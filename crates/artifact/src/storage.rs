@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::OwnedMutexGuard;
 
-use crate::archive::{ArchiveOptions, write_archive};
+use crate::archive::{ArchiveOptions, ArchiveWriter, write_archive};
 use crate::digest::{Algorithm, Digest, DigestWriter};
 use crate::error::{Error, Result};
 use crate::ignore::Matcher;
@@ -361,6 +361,33 @@ impl Storage {
             buffered
                 .into_inner()
                 .map_err(|e| Error::io("write", dir, e.into_error()))?;
+            Ok(())
+        })
+    }
+
+    /// Like [`Storage::archive`], with the entries written by `fill` (see
+    /// [`crate::archive::ArchiveWriter`]) instead of read from a directory.
+    pub fn archive_entries<F>(
+        &self,
+        artifact: &mut Artifact,
+        opts: &ArchiveOptions,
+        now: SystemTime,
+        fill: F,
+    ) -> Result<()>
+    where
+        F: FnOnce(&mut ArchiveWriter<&mut dyn Write>) -> Result<()>,
+    {
+        let path = artifact.path.clone();
+        self.atomic(artifact, Some(ARCHIVE_FILE_MODE), now, |w| {
+            let mut buffered = io::BufWriter::with_capacity(256 * 1024, w);
+            let mut aw = ArchiveWriter::new(&mut buffered as &mut dyn Write, opts)
+                .map_err(|e| Error::io("write archive", &path, e))?;
+            fill(&mut aw)?;
+            aw.finish()
+                .map_err(|e| Error::io("write archive", &path, e))?;
+            buffered
+                .into_inner()
+                .map_err(|e| Error::io("write", &path, e.into_error()))?;
             Ok(())
         })
     }
