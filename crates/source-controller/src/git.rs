@@ -6,9 +6,10 @@
 //! * the remote refs are listed first (one handshake; for `semver` a second one after the tag
 //!   was chosen); when the resolved commit equals the caller's last commit, no pack is fetched;
 //! * shallow (depth 1) fetches for branch, tag, semver and name refs; full history for commits;
-//! * checkout of a commit's tree into a directory, written by walking the tree objects.
+//! * the commit's tree is read from there to build the artifact (`crate::archive`), never
+//!   checked out.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -234,7 +235,7 @@ fn classify(context: &str, display: String, debug: String) -> GitError {
     GitError::Other(format!("{context}: {display}"))
 }
 
-fn open_cache(dir: &Path) -> Result<gix::Repository, GitError> {
+pub(crate) fn open_cache(dir: &Path) -> Result<gix::Repository, GitError> {
     let open =
         |d: &Path| gix::open_opts(d, gix::open::Options::isolated()).map_err(|e| e.to_string());
     if dir.join("HEAD").exists() {
@@ -833,7 +834,8 @@ pub fn tag_signature(cache_dir: &Path, tag_hex: &str) -> Result<SignedObject, Gi
     raw_object(cache_dir, tag_hex, gix::object::Kind::Tag).map(|r| split_tag_signature(&r))
 }
 
-fn safe_name(name: &[u8]) -> Option<&str> {
+/// A tree entry's name when it is safe as a path component (not `..`, `.git`, ...).
+pub(crate) fn safe_name(name: &[u8]) -> Option<&str> {
     let s = std::str::from_utf8(name).ok()?;
     if s.is_empty()
         || s == "."
@@ -845,124 +847,6 @@ fn safe_name(name: &[u8]) -> Option<&str> {
         return None;
     }
     Some(s)
-}
-
-/// Writes the tree of `commit_hex` under `dest` (which must exist). `sparse` limits the
-/// checkout to these directories (cone mode: plus the files at the root).
-pub fn checkout(
-    cache_dir: &Path,
-    commit_hex: &str,
-    dest: &Path,
-    sparse: &[String],
-) -> Result<(), GitError> {
-    let repo = open_cache(cache_dir)?;
-    let id = gix::ObjectId::from_hex(commit_hex.as_bytes())
-        .map_err(|e| GitError::Other(format!("invalid commit id {commit_hex}: {e}")))?;
-    let tree = repo
-        .find_object(id)
-        .map_err(|e| GitError::Other(format!("failed to read commit {commit_hex}: {e}")))?
-        .peel_to_tree()
-        .map_err(|e| GitError::Other(format!("failed to read tree of {commit_hex}: {e}")))?;
-    let sparse: Vec<Vec<String>> = sparse
-        .iter()
-        .map(|s| {
-            s.trim_matches('/')
-                .split('/')
-                .filter(|c| !c.is_empty() && *c != ".")
-                .map(str::to_string)
-                .collect()
-        })
-        .filter(|v: &Vec<String>| !v.is_empty())
-        .collect();
-    write_tree(&repo, tree.id, dest, &[], &sparse)
-}
-
-fn io_err(what: &str, p: &Path, e: std::io::Error) -> GitError {
-    GitError::Other(format!("failed to {what} {}: {e}", p.display()))
-}
-
-fn write_tree(
-    repo: &gix::Repository,
-    tree_id: gix::ObjectId,
-    dir: &Path,
-    rel: &[String],
-    sparse: &[Vec<String>],
-) -> Result<(), GitError> {
-    use gix::objs::tree::EntryKind;
-    use std::os::unix::fs::PermissionsExt;
-    let obj = repo
-        .find_object(tree_id)
-        .map_err(|e| GitError::Other(format!("missing tree {tree_id}: {e}")))?;
-    let tree = obj
-        .try_into_tree()
-        .map_err(|e| GitError::Other(format!("not a tree {tree_id}: {e}")))?;
-    let decoded = tree
-        .decode()
-        .map_err(|e| GitError::Other(format!("corrupt tree {tree_id}: {e}")))?;
-    let entries: Vec<(EntryKind, Vec<u8>, gix::ObjectId)> = decoded
-        .entries
-        .iter()
-        .map(|e| (e.mode.kind(), e.filename.to_vec(), e.oid.to_owned()))
-        .collect();
-    for (kind, name, oid) in entries {
-        let Some(name) = safe_name(&name) else {
-            tracing::warn!(name = %String::from_utf8_lossy(&name), "skipping unsafe path in git tree");
-            continue;
-        };
-        let mut child_rel = rel.to_vec();
-        child_rel.push(name.to_string());
-        if !sparse.is_empty() {
-            // Cone mode: root files always; directories on or below a sparse path.
-            let wanted = match kind {
-                EntryKind::Tree => sparse.iter().any(|s| {
-                    let n = s.len().min(child_rel.len());
-                    s[..n] == child_rel[..n]
-                }),
-                _ => {
-                    rel.is_empty()
-                        || sparse
-                            .iter()
-                            .any(|s| rel.len() >= s.len() && rel[..s.len()] == s[..])
-                }
-            };
-            if !wanted {
-                continue;
-            }
-        }
-        let path: PathBuf = dir.join(name);
-        match kind {
-            EntryKind::Tree => {
-                std::fs::create_dir(&path).map_err(|e| io_err("create directory", &path, e))?;
-                write_tree(repo, oid, &path, &child_rel, sparse)?;
-            }
-            EntryKind::Blob | EntryKind::BlobExecutable => {
-                let blob = repo
-                    .find_object(oid)
-                    .map_err(|e| GitError::Other(format!("missing blob {oid}: {e}")))?;
-                std::fs::write(&path, &blob.data).map_err(|e| io_err("write", &path, e))?;
-                let mode = if kind == EntryKind::BlobExecutable {
-                    0o755
-                } else {
-                    0o644
-                };
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                    .map_err(|e| io_err("chmod", &path, e))?;
-            }
-            EntryKind::Link => {
-                let blob = repo
-                    .find_object(oid)
-                    .map_err(|e| GitError::Other(format!("missing blob {oid}: {e}")))?;
-                let target = String::from_utf8_lossy(&blob.data).into_owned();
-                std::os::unix::fs::symlink(&target, &path)
-                    .map_err(|e| io_err("symlink", &path, e))?;
-            }
-            EntryKind::Commit => {
-                // A submodule: like git without --recurse-submodules, an empty directory.
-                std::fs::create_dir(&path).map_err(|e| io_err("create directory", &path, e))?;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

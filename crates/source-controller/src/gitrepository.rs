@@ -1,6 +1,6 @@
 //! The GitRepository reconciler (FLUX-API.md §1–§3): resolve the reference on the remote,
-//! fetch into the object's cache repository when the commit is new, check it out, archive it
-//! into storage and report the artifact, conditions and events the way Flux does.
+//! fetch into the object's cache repository when the commit is new, archive its tree from the
+//! git objects into storage and report the artifact, conditions and events the way Flux does.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,8 +24,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
+use crate::archive::{self, SubmoduleCheckout};
 use crate::git::{self, Auth, FetchOutcome, FetchRequest, GitError, GitRef};
 use crate::include;
+use crate::submodules::{self, SubmoduleRequest};
 use crate::verify::{self, TrustedKeys};
 
 /// The kind name used in storage paths and metrics.
@@ -573,6 +575,7 @@ impl GitRepositoryReconciler {
             let cache_dir = cache_dir.clone();
             let interrupt2 = Arc::clone(&interrupt);
             let last = last_revision.clone();
+            let auth = auth.clone();
             let task = tokio::task::spawn_blocking(move || {
                 git::fetch(&FetchRequest {
                     url: &url2,
@@ -685,8 +688,14 @@ impl GitRepositoryReconciler {
             .await?;
         }
         if !same_artifact {
+            let submodules = if obj.spec.recurse_submodules.unwrap_or(false) {
+                self.fetch_submodules(obj, &auth, &cache_dir, &resolved)
+                    .await?
+            } else {
+                Vec::new()
+            };
             let art = self
-                .build_artifact(obj, &cache_dir, &resolved, &includes)
+                .build_artifact(obj, &cache_dir, &resolved, &includes, submodules)
                 .await?;
             let subject = {
                 let cd = cache_dir.clone();
@@ -741,12 +750,64 @@ impl GitRepositoryReconciler {
         Ok(())
     }
 
+    /// `spec.recurseSubmodules`: fetches the submodules of the resolved commit into their
+    /// caches. A failure keeps the current artifact and names the submodule.
+    async fn fetch_submodules(
+        &self,
+        obj: &GitRepository,
+        auth: &Auth,
+        cache_dir: &std::path::Path,
+        resolved: &git::Resolved,
+    ) -> Result<Vec<SubmoduleCheckout>, Failure> {
+        let timeout = obj.spec.timeout();
+        let interrupt = Arc::new(AtomicBool::new(false));
+        let url = obj.spec.url.clone();
+        let auth = auth.clone();
+        let cache_dir = cache_dir.to_path_buf();
+        let commit = resolved.commit.clone();
+        let sparse = obj.spec.sparse_checkout.clone().unwrap_or_default();
+        let interrupt2 = Arc::clone(&interrupt);
+        let task = tokio::task::spawn_blocking(move || {
+            submodules::fetch_submodules(&SubmoduleRequest {
+                url: &url,
+                auth: &auth,
+                cache_dir: &cache_dir,
+                commit: &commit,
+                sparse: &sparse,
+                timeout,
+                interrupt: interrupt2,
+            })
+        });
+        // Each submodule fetch has the spec's timeout; together they get a few of them.
+        let res = match tokio::time::timeout(timeout * 4, task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(GitError::Other(format!("submodule task failed: {e}"))),
+            Err(_) => {
+                interrupt.store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(GitError::Timeout(format!(
+                    "fetching the submodules of '{}' timed out",
+                    obj.spec.url
+                )))
+            }
+        };
+        res.map_err(|e| Failure {
+            reason: match e {
+                GitError::AuthConfig(_) => reasons::AUTHENTICATION_FAILED,
+                _ => reasons::GIT_OPERATION_FAILED,
+            },
+            message: format!("failed to checkout and determine revision: {e}"),
+            condition: ct::FETCH_FAILED,
+            stalled: false,
+        })
+    }
+
     async fn build_artifact(
         &self,
         obj: &GitRepository,
         cache_dir: &std::path::Path,
         resolved: &git::Resolved,
         includes: &[(GitRepositoryInclude, Artifact)],
+        submodules: Vec<SubmoduleCheckout>,
     ) -> Result<Artifact, Failure> {
         let storage_fail = |reason: &'static str, message: String| Failure {
             reason,
@@ -764,15 +825,6 @@ impl GitRepositoryReconciler {
                 &format!("{}.tar.gz", resolved.commit),
             )
             .map_err(|e| storage_fail(reasons::INVALID_PATH, e.to_string()))?;
-        let tmp = tempfile::Builder::new()
-            .prefix("gitrepository-")
-            .tempdir()
-            .map_err(|e| {
-                storage_fail(
-                    reasons::DIRECTORY_CREATION_FAILED,
-                    format!("failed to create temporary working directory: {e}"),
-                )
-            })?;
         let storage = self.storage.clone();
         let cache_dir = cache_dir.to_path_buf();
         let commit = resolved.commit.clone();
@@ -788,49 +840,57 @@ impl GitRepositoryReconciler {
             .map_err(|e| storage_fail(reasons::ACQUIRE_LOCK_FAILED, e.to_string()))?;
         let res = tokio::task::spawn_blocking(move || -> Result<storage::Artifact, Failure> {
             let started = std::time::Instant::now();
-            git::checkout(&cache_dir, &commit, tmp.path(), &sparse).map_err(|e| Failure {
-                reason: reasons::GIT_OPERATION_FAILED,
-                message: format!("failed to checkout commit '{commit}': {e}"),
-                condition: ct::FETCH_FAILED,
-                stalled: false,
-            })?;
+            // Included artifacts are unpacked (the only files written besides the artifact);
+            // the commit itself is read from the object database while archiving.
+            let mut unpacked = Vec::with_capacity(includes.len());
             for (incl, artifact) in &includes {
-                include::copy_include(&storage, artifact, incl, tmp.path()).map_err(|e| {
-                    Failure {
+                unpacked.push(
+                    include::unpack_include(&storage, artifact, incl).map_err(|e| Failure {
                         reason: "CopyFailure",
                         message: e,
                         condition: ct::STORAGE_OPERATION_FAILED,
                         stalled: false,
-                    }
-                })?;
+                    })?,
+                );
             }
-            tracing::debug!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "checkout done"
+            let overlays: Vec<archive::Overlay> =
+                unpacked.iter().map(|u| u.overlay.clone()).collect();
+            let input = archive::ArchiveInput {
+                cache_dir: &cache_dir,
+                commit: &commit,
+                sparse: &sparse,
+                submodules: &submodules,
+                overlays: &overlays,
+                ignore: ignore.as_deref(),
+            };
+            // The archive writer's error type carries no git errors: keep ours aside.
+            let mut git_failure = None;
+            let written = storage.archive_entries(
+                &mut art,
+                &ArchiveOptions::default(),
+                SystemTime::now(),
+                |w| {
+                    archive::write_commit_archive(&input, w).map_err(|e| {
+                        let reason = e.to_string();
+                        git_failure = Some(e);
+                        ferroflux_artifact::Error::InvalidArchive { reason }
+                    })
+                },
             );
-            let started = std::time::Instant::now();
-            let matcher =
-                ferroflux_artifact::ignore::git_source_matcher(tmp.path(), ignore.as_deref())
-                    .map_err(|e| Failure {
-                        reason: reasons::READ_OPERATION_FAILED,
-                        message: format!("failed to load ignore rules: {e}"),
-                        condition: ct::STORAGE_OPERATION_FAILED,
-                        stalled: false,
-                    })?;
-            storage
-                .archive(
-                    &mut art,
-                    tmp.path(),
-                    Some(&matcher),
-                    &ArchiveOptions::default(),
-                    SystemTime::now(),
-                )
-                .map_err(|e| Failure {
-                    reason: reasons::ARCHIVE_OPERATION_FAILED,
-                    message: format!("unable to archive artifact to storage: {e}"),
-                    condition: ct::STORAGE_OPERATION_FAILED,
+            if let Some(e) = git_failure {
+                return Err(Failure {
+                    reason: reasons::GIT_OPERATION_FAILED,
+                    message: format!("failed to checkout commit '{commit}': {e}"),
+                    condition: ct::FETCH_FAILED,
                     stalled: false,
-                })?;
+                });
+            }
+            written.map_err(|e| Failure {
+                reason: reasons::ARCHIVE_OPERATION_FAILED,
+                message: format!("unable to archive artifact to storage: {e}"),
+                condition: ct::STORAGE_OPERATION_FAILED,
+                stalled: false,
+            })?;
             tracing::debug!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 size = art.size.unwrap_or_default(),

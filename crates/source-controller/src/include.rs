@@ -1,6 +1,6 @@
 //! `spec.include` of a GitRepository: the artifact of another GitRepository (read from this
-//! process's storage) is unpacked and its `fromPath` copied to `toPath` in the working tree
-//! before it is archived (Flux's `Storage.CopyToPath`).
+//! process's storage) is unpacked and its `fromPath` laid over the archive at `toPath`
+//! (Flux's `Storage.CopyToPath`).
 
 use std::fs;
 use std::io::BufReader;
@@ -9,6 +9,8 @@ use std::path::{Component, Path, PathBuf};
 use ferroflux_api::source::GitRepositoryInclude;
 use ferroflux_artifact::extract::{ExtractLimits, extract_tar_gz};
 use ferroflux_artifact::storage::{Artifact, Storage};
+
+use crate::archive::Overlay;
 
 /// `fromPath`, defaulting to the artifact's root.
 pub fn from_path(incl: &GitRepositoryInclude) -> &str {
@@ -41,34 +43,37 @@ pub fn secure_join(root: &Path, rel: &str) -> PathBuf {
     out
 }
 
-fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
-    let meta = fs::symlink_metadata(src)?;
-    if meta.is_dir() {
-        fs::create_dir_all(dst)?;
-        for entry in fs::read_dir(src)? {
-            let entry = entry?;
-            copy_tree(&entry.path(), &dst.join(entry.file_name()))?;
-        }
-    } else if meta.is_file() {
-        if let Some(parent) = dst.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        if fs::symlink_metadata(dst).is_ok_and(|m| m.is_dir()) {
-            fs::remove_dir_all(dst)?;
-        }
-        fs::copy(src, dst)?;
-    }
-    Ok(())
+/// An included artifact unpacked into a temporary directory, and where its `fromPath` goes.
+pub struct UnpackedInclude {
+    /// Lays `fromPath` over the archive at `toPath`.
+    pub overlay: Overlay,
+    _dir: tempfile::TempDir,
 }
 
-/// Copies `fromPath` of the included artifact to `toPath` under `work_dir`. The error is the
-/// message Flux gives (`failed to copy '<name>' include from <from> to <to>: <why>`).
-pub fn copy_include(
+/// The path components of `rel` below the root, `..` clamped at the root (as
+/// [`secure_join`]).
+pub fn secure_components(rel: &str) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for c in Path::new(rel).components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    parts
+}
+
+/// Unpacks the included artifact and finds its `fromPath`, to be laid over the archive at
+/// `toPath` (Flux's `Storage.CopyToPath`). The error is the message Flux gives (`failed to
+/// copy '<name>' include from <from> to <to>: <why>`).
+pub fn unpack_include(
     storage: &Storage,
     artifact: &Artifact,
     incl: &GitRepositoryInclude,
-    work_dir: &Path,
-) -> Result<(), String> {
+) -> Result<UnpackedInclude, String> {
     let name = &incl.repository.name;
     let (from, to) = (from_path(incl), to_path(incl));
     let fail = |why: String| format!("failed to copy '{name}' include from {from} to {to}: {why}");
@@ -93,8 +98,13 @@ pub fn copy_include(
             "'{from}' does not exist in the artifact of '{name}'"
         )));
     }
-    let dst = secure_join(work_dir, to);
-    copy_tree(&src, &dst).map_err(|e| fail(e.to_string()))
+    Ok(UnpackedInclude {
+        overlay: Overlay {
+            to: secure_components(to),
+            src,
+        },
+        _dir: unpack,
+    })
 }
 
 #[cfg(test)]
@@ -113,5 +123,7 @@ mod tests {
         assert_eq!(secure_join(root, "../../etc"), PathBuf::from("/w/etc"));
         assert_eq!(secure_join(root, "/a/./b/../c"), PathBuf::from("/w/a/c"));
         assert_eq!(secure_join(root, ""), PathBuf::from("/w"));
+        assert_eq!(secure_components("../a/./b/../c/"), vec!["a", "c"]);
+        assert!(secure_components("/").is_empty());
     }
 }

@@ -2,12 +2,14 @@
 //! shared runtime. `main.rs` only parses [`Args`] and calls [`run`]; tests call [`run`] with
 //! their own client.
 
+pub mod archive;
 pub mod git;
 pub mod gitrepository;
 pub mod include;
 pub mod proxy;
 pub mod semver_tags;
 pub mod socks;
+pub mod submodules;
 pub mod verify;
 
 use std::path::PathBuf;

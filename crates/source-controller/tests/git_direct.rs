@@ -1,4 +1,4 @@
-//! git::fetch and checkout against git http-backend, without a cluster.
+//! git::fetch and the artifact built from the fetched objects against git http-backend, without a cluster.
 
 mod support;
 
@@ -118,15 +118,38 @@ async fn basic_auth_fetch_and_incremental_update() {
 
     // Only the new commit, its root tree and the changed blob were fetched.
     assert_eq!(in_pack(cache.path()), 8);
-    let dest = tempfile::tempdir().unwrap();
-    git::checkout(cache.path(), &c2, dest.path(), &[]).unwrap();
-    assert_eq!(
-        std::fs::read_to_string(dest.path().join("a.txt")).unwrap(),
-        "2"
+    // The artifact is built from the fetched objects.
+    let mut w = ferroflux_artifact::archive::ArchiveWriter::new(
+        Vec::new(),
+        &ferroflux_artifact::archive::ArchiveOptions::default(),
+    )
+    .unwrap();
+    let input = ferroflux_source_controller::archive::ArchiveInput {
+        cache_dir: cache.path(),
+        commit: &c2,
+        sparse: &[],
+        submodules: &[],
+        overlays: &[],
+        ignore: None,
+    };
+    ferroflux_source_controller::archive::write_commit_archive(&input, &mut w).unwrap();
+    let (tgz, _) = w.finish().unwrap();
+    let mut entries = Vec::new();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(&tgz[..]));
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut content = String::new();
+        std::io::Read::read_to_string(&mut e, &mut content).unwrap();
+        let mode = e.header().mode().unwrap();
+        entries.push((e.path().unwrap().display().to_string(), mode, content));
+    }
+    assert!(
+        entries.contains(&("a.txt".into(), 0o600, "2".into())),
+        "{entries:?}"
     );
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::metadata(dest.path().join("bin/run.sh"))
-        .unwrap()
-        .permissions()
-        .mode();
+    // Committed without the executable bit (exec bits: tests/archive_from_objects.rs).
+    assert!(
+        entries.contains(&("bin/run.sh".into(), 0o600, "#!/bin/sh\n".into())),
+        "{entries:?}"
+    );
 }
