@@ -278,8 +278,24 @@ async fn up() -> anyhow::Result<()> {
     };
     write_state(&state)?;
 
-    println!("► building the controllers (first run: a few minutes)");
-    let bins = build_controllers()?;
+    let bins = match std::env::var_os("FERROFLUX_DEV_CONTROLLERS") {
+        // Prebuilt binaries (the end-to-end test's; a release build): no cargo run here.
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            println!("► using the controllers in {}", dir.display());
+            dir
+        }
+        None => {
+            println!("► building the controllers (first run: a few minutes)");
+            build_controllers()?
+        }
+    };
+    for (name, _) in CONTROLLERS {
+        let bin = bins.join(name);
+        if !bin.is_file() {
+            bail!("no {name} binary at {}", bin.display());
+        }
+    }
     let storage_port = free_port()?;
     let git_port = free_port()?;
     let git_root = dir.join("git");
