@@ -146,6 +146,11 @@ impl Templates {
     /// Parses `text` as template `name`, adding its `define`s to the set. A later definition
     /// replaces an earlier one unless the later one is empty.
     pub fn parse(&mut self, name: &str, text: &str) -> Result<(), Error> {
+        self.parse_shared(name, Arc::from(text))
+    }
+
+    /// [`Templates::parse`] of a text the caller already holds shared (no copy is made).
+    pub fn parse_shared(&mut self, name: &str, text: Arc<str>) -> Result<(), Error> {
         let funcs = self.funcs.clone();
         let trees = parse::parse(name, text, &|f| {
             funcs.contains_key(f) || f == "and" || f == "or"
@@ -153,8 +158,8 @@ impl Templates {
         .map_err(|e| Error(e.0))?;
         for (n, t) in trees {
             if let Some(old) = self.trees.get(&n)
-                && !parse::is_empty_tree(&old.root)
-                && parse::is_empty_tree(&t.root)
+                && !parse::is_empty_tree(&old.root, &old.text)
+                && parse::is_empty_tree(&t.root, &t.text)
             {
                 continue;
             }
@@ -276,9 +281,14 @@ impl Exec<'_> {
     /// Parses `text` as a template named like the current one and executes it with `data`
     /// (Helm's `tpl`). Definitions in `text` are visible only during this call.
     pub fn tpl(&mut self, text: &str, data: &Value) -> Result<String, String> {
+        self.tpl_shared(Arc::from(text), data)
+    }
+
+    /// [`Exec::tpl`] of a text the caller already holds shared (no copy is made).
+    pub fn tpl_shared(&mut self, text: Arc<str>, data: &Value) -> Result<String, String> {
         let name = self.current_name();
         let funcs = self.set.funcs.clone();
-        let trees = parse::parse(&name, text, &|f| {
+        let trees = parse::parse(&name, text.clone(), &|f| {
             funcs.contains_key(f) || f == "and" || f == "or"
         })
         .map_err(|e| e.0)?;
@@ -289,7 +299,7 @@ impl Exec<'_> {
         r.map_err(|e| {
             format!(
                 "error during tpl function execution for {}: {}",
-                crate::gofmt::quote(text),
+                crate::gofmt::quote(&text),
                 e.0
             )
         })?;
@@ -363,7 +373,11 @@ impl Exec<'_> {
                 return Err(self.err(format!("output exceeded {} bytes", self.set.max_output)));
             }
             match n {
-                Node::Text(t) => out.push_str(t),
+                Node::Text(a, b) => {
+                    if let Some(t) = &self.tree {
+                        out.push_str(t.text.get(*a..*b).unwrap_or_default());
+                    }
+                }
                 Node::Action(pipe) => {
                     let v = self.eval_pipeline(dot, pipe)?;
                     if pipe.decl.is_empty() {
@@ -612,7 +626,7 @@ impl Exec<'_> {
                     Arg::Dot(_) => Ok(dot.clone()),
                     Arg::Nil(_) => Err(self.err("nil is not a command")),
                     Arg::Number { num, .. } => Ok(num_value(num)),
-                    Arg::Str { value, .. } => Ok(Value::str(value)),
+                    Arg::Str { value, .. } => Ok(Value::Str(value.clone())),
                     _ => Err(self.err(format!("can't evaluate command {first}"))),
                 }
             }
@@ -660,7 +674,7 @@ impl Exec<'_> {
             }
             Arg::Bool(_, b) => Ok(Value::Bool(*b)),
             Arg::Number { num, .. } => Ok(num_value(num)),
-            Arg::Str { value, .. } => Ok(Value::str(value)),
+            Arg::Str { value, .. } => Ok(Value::Str(value.clone())),
         }
     }
 

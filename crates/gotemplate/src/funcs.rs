@@ -1915,8 +1915,12 @@ fn helm(m: &mut HashMap<String, Func>) {
     });
     reg(m, "tpl", |ex, a| {
         arity("tpl", a, 2)?;
-        let text = s(a, 0)?;
-        Ok(Value::str(ex.tpl(&text, arg(a, 1))?))
+        // The text is shared with the parsed template, not copied (it can be a whole file).
+        let text = match arg(a, 0) {
+            Value::Str(t) => t.clone(),
+            _ => Arc::from(s(a, 0)?),
+        };
+        Ok(Value::str(ex.tpl_shared(text, arg(a, 1))?))
     });
     reg(m, "required", |_, a| {
         arity("required", a, 2)?;

@@ -39,7 +39,8 @@ impl Tree {
 
 #[derive(Debug, Clone)]
 pub enum Node {
-    Text(Arc<str>),
+    /// Text between actions: the byte range `start..end` of the tree's `text`.
+    Text(usize, usize),
     Action(Pipe),
     If(Branch),
     Range(Branch),
@@ -107,7 +108,8 @@ pub enum Arg {
     Str {
         pos: usize,
         quoted: String,
-        value: String,
+        /// Shared, so that evaluating the literal allocates nothing.
+        value: Arc<str>,
     },
     Pipe(Box<Pipe>),
     Chain {
@@ -202,18 +204,22 @@ impl fmt::Display for Pipe {
 
 // ---------------------------------------------------------------- lexer
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Text(Arc<str>),
+/// A token: text it carries is borrowed from the template source (lexing allocates only
+/// the token vector).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tok<'a> {
+    /// Text between actions: a byte range of the source.
+    Text(usize, usize),
     LeftDelim,
     RightDelim,
     Space,
-    Field(Arc<str>),
-    Variable(Arc<str>),
-    Ident(Arc<str>),
-    Str(Arc<str>, Arc<str>),
-    Char(Arc<str>, i64),
-    Number(Arc<str>),
+    Field(&'a str),
+    Variable(&'a str),
+    Ident(&'a str),
+    /// A quoted string as written (its escapes were checked by the lexer).
+    Str(&'a str),
+    Char(&'a str, i64),
+    Number(&'a str),
     Bool(bool),
     Nil,
     Dot,
@@ -227,9 +233,9 @@ enum Tok {
     Eof,
 }
 
-#[derive(Debug, Clone)]
-struct Token {
-    tok: Tok,
+#[derive(Debug, Clone, Copy)]
+struct Token<'a> {
+    tok: Tok<'a>,
     pos: usize,
 }
 
@@ -241,7 +247,7 @@ struct Lexer<'a> {
     src: &'a str,
     b: &'a [u8],
     pos: usize,
-    toks: Vec<Token>,
+    toks: Vec<Token<'a>>,
     paren: i32,
 }
 
@@ -282,8 +288,14 @@ fn find_open(b: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// The token of a text run `text`, a slice of `src`.
+fn text_tok<'a>(src: &str, text: &str) -> Tok<'a> {
+    let start = text.as_ptr() as usize - src.as_ptr() as usize;
+    Tok::Text(start, start + text.len())
+}
+
 impl<'a> Lexer<'a> {
-    fn lex(src: &'a str) -> Result<Vec<Token>, (usize, String)> {
+    fn lex(src: &'a str) -> Result<Vec<Token<'a>>, (usize, String)> {
         let mut l = Lexer {
             src,
             b: src.as_bytes(),
@@ -303,7 +315,7 @@ impl<'a> Lexer<'a> {
             let Some(open) = next else {
                 if !text.is_empty() {
                     l.toks.push(Token {
-                        tok: Tok::Text(text.into()),
+                        tok: text_tok(src, text),
                         pos: start,
                     });
                 }
@@ -323,7 +335,7 @@ impl<'a> Lexer<'a> {
             }
             if !text.is_empty() {
                 l.toks.push(Token {
-                    tok: Tok::Text(text.into()),
+                    tok: text_tok(src, text),
                     pos: start,
                 });
             }
@@ -364,7 +376,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn push(&mut self, tok: Tok, pos: usize) {
+    fn push(&mut self, tok: Tok<'a>, pos: usize) {
         self.toks.push(Token { tok, pos });
     }
 
@@ -459,8 +471,12 @@ impl<'a> Lexer<'a> {
                         }
                     }
                     let quoted = &self.src[start..=e];
-                    let value = unquote(quoted).map_err(|m| (start, m))?;
-                    self.push(Tok::Str(quoted.into(), value.into()), start);
+                    // Only escapes can be malformed: check them now (the parser unquotes
+                    // again), so a bad string is still a lexing error.
+                    if quoted.contains('\\') {
+                        unquote(quoted).map_err(|m| (start, m))?;
+                    }
+                    self.push(Tok::Str(quoted), start);
                     self.pos = e + 1;
                 }
                 '`' => {
@@ -468,11 +484,7 @@ impl<'a> Lexer<'a> {
                         return Err((start, "unterminated raw quoted string".into()));
                     };
                     let e = start + 1 + close;
-                    let quoted = &self.src[start..=e];
-                    self.push(
-                        Tok::Str(quoted.into(), self.src[start + 1..e].into()),
-                        start,
-                    );
+                    self.push(Tok::Str(&self.src[start..=e]), start);
                     self.pos = e + 1;
                 }
                 '\'' => {
@@ -495,12 +507,12 @@ impl<'a> Lexer<'a> {
                     let (Some(ch), None) = (cs.next(), cs.next()) else {
                         return Err((start, format!("malformed character constant: {quoted}")));
                     };
-                    self.push(Tok::Char(quoted.into(), ch as i64), start);
+                    self.push(Tok::Char(quoted, ch as i64), start);
                     self.pos = e + 1;
                 }
                 '$' => {
                     let e = scan_alnum(self.src, start + 1);
-                    self.push(Tok::Variable(self.src[start..e].into()), start);
+                    self.push(Tok::Variable(&self.src[start..e]), start);
                     self.pos = e;
                 }
                 '.' => {
@@ -509,7 +521,7 @@ impl<'a> Lexer<'a> {
                         self.lex_number(start)?;
                     } else if nc.is_some_and(is_alnum) {
                         let e = scan_alnum(self.src, start + 1);
-                        self.push(Tok::Field(self.src[start + 1..e].into()), start);
+                        self.push(Tok::Field(&self.src[start + 1..e]), start);
                         self.pos = e;
                     } else {
                         self.push(Tok::Dot, start);
@@ -526,7 +538,7 @@ impl<'a> Lexer<'a> {
                         "nil" => Tok::Nil,
                         w => match KEYWORDS.iter().find(|k| **k == w) {
                             Some(k) => Tok::Keyword(k),
-                            None => Tok::Ident(w.into()),
+                            None => Tok::Ident(w),
                         },
                     };
                     self.push(tok, start);
@@ -601,7 +613,7 @@ impl<'a> Lexer<'a> {
         if text == "+" || text == "-" {
             return Err((start, format!("bad number syntax: {text:?}")));
         }
-        self.push(Tok::Number(text.into()), start);
+        self.push(Tok::Number(text), start);
         self.pos = e;
         Ok(())
     }
@@ -729,10 +741,10 @@ fn parse_number(text: &str) -> Result<Num, String> {
 /// `define`/`block`. `has_func` tells which function names exist.
 pub fn parse(
     name: &str,
-    text: &str,
+    text_arc: Arc<str>,
     has_func: &dyn Fn(&str) -> bool,
 ) -> Result<HashMap<String, Arc<Tree>>, ParseError> {
-    let text_arc: Arc<str> = Arc::from(text);
+    let text: &str = &text_arc;
     let toks = match Lexer::lex(text) {
         Ok(t) => t,
         Err((pos, msg)) => {
@@ -762,10 +774,10 @@ pub fn parse(
         // A later definition replaces an earlier one unless either is empty; two non-empty
         // definitions in one text are an error.
         if let Some(old) = out.get(&dname) {
-            if is_empty_tree(&t.root) {
+            if is_empty_tree(&t.root, text) {
                 continue;
             }
-            if !is_empty_tree(&old.root) {
+            if !is_empty_tree(&old.root, text) {
                 let line = 1 + text[..dpos.min(text.len())].matches('\n').count();
                 return Err(ParseError(format!(
                     "template: {name}:{line}: template: multiple definition of template {dname:?}"
@@ -774,30 +786,41 @@ pub fn parse(
         }
         out.insert(dname, Arc::new(t));
     }
-    let main = Tree {
-        name: name.to_string(),
-        parse_name: name.to_string(),
-        text: text_arc,
-        root,
-    };
-    if !(out.contains_key(name) && is_empty_tree(&main.root)) {
+    if !(out.contains_key(name) && is_empty_tree(&root, text)) {
+        let main = Tree {
+            name: name.to_string(),
+            parse_name: name.to_string(),
+            text: text_arc.clone(),
+            root,
+        };
         out.insert(name.to_string(), Arc::new(main));
     }
     Ok(out)
 }
 
-/// Go's parse.IsEmptyTree: only whitespace text.
-pub fn is_empty_tree(nodes: &[Node]) -> bool {
+/// Go's parse.IsEmptyTree: only whitespace text (`text`: the source the nodes index).
+pub fn is_empty_tree(nodes: &[Node], text: &str) -> bool {
     nodes.iter().all(|n| match n {
-        Node::Text(t) => t.trim().is_empty(),
+        Node::Text(a, b) => text.get(*a..*b).is_none_or(|t| t.trim().is_empty()),
         _ => false,
     })
+}
+
+/// The value of a string token: raw strings as written, quoted ones unquoted (the lexer
+/// has already checked their escapes).
+fn str_value(quoted: &str) -> String {
+    let inner = &quoted[1..quoted.len() - 1];
+    if quoted.starts_with('`') || !inner.contains('\\') {
+        inner.to_string()
+    } else {
+        unquote(quoted).unwrap_or_default()
+    }
 }
 
 struct Parser<'a> {
     name: &'a str,
     text: &'a str,
-    toks: Vec<Token>,
+    toks: Vec<Token<'a>>,
     i: usize,
     defs: Vec<(String, Vec<Node>, usize)>,
     vars: Vec<String>,
@@ -811,21 +834,21 @@ enum End {
     Eof,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn err<T>(&self, pos: usize, msg: impl fmt::Display) -> Result<T, String> {
         let line = 1 + self.text[..pos.min(self.text.len())].matches('\n').count();
         Err(format!("template: {}:{}: {}", self.name, line, msg))
     }
 
-    fn peek(&self) -> &Token {
-        &self.toks[self.i.min(self.toks.len() - 1)]
+    fn peek(&self) -> Token<'a> {
+        self.toks[self.i.min(self.toks.len() - 1)]
     }
-    fn next(&mut self) -> Token {
-        let t = self.toks[self.i.min(self.toks.len() - 1)].clone();
+    fn next(&mut self) -> Token<'a> {
+        let t = self.toks[self.i.min(self.toks.len() - 1)];
         self.i += 1;
         t
     }
-    fn next_non_space(&mut self) -> Token {
+    fn next_non_space(&mut self) -> Token<'a> {
         loop {
             let t = self.next();
             if t.tok != Tok::Space {
@@ -833,7 +856,7 @@ impl Parser<'_> {
             }
         }
     }
-    fn peek_non_space(&mut self) -> Token {
+    fn peek_non_space(&mut self) -> Token<'a> {
         let save = self.i;
         let t = self.next_non_space();
         self.i = save;
@@ -852,7 +875,7 @@ impl Parser<'_> {
                     }
                     return Ok((nodes, End::Eof));
                 }
-                Tok::Text(s) => nodes.push(Node::Text(s)),
+                Tok::Text(a, b) => nodes.push(Node::Text(a, b)),
                 Tok::LeftDelim => {
                     let kw = self.peek_non_space();
                     match kw.tok {
@@ -949,9 +972,10 @@ impl Parser<'_> {
 
     fn define(&mut self) -> Result<(), String> {
         let t = self.next_non_space();
-        let Tok::Str(_, name) = t.tok else {
+        let Tok::Str(q) = t.tok else {
             return self.err(t.pos, "name of defined template must be a string");
         };
+        let name = str_value(q);
         self.expect_right("define clause")?;
         let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
         let saved_range = std::mem::replace(&mut self.range_depth, 0);
@@ -961,7 +985,7 @@ impl Parser<'_> {
         if let End::Else(pos) = end {
             return self.err(pos, "unexpected {{else}} in define clause");
         }
-        self.defs.push((name.to_string(), body, t.pos));
+        self.defs.push((name, body, t.pos));
         Ok(())
     }
 
@@ -972,9 +996,10 @@ impl Parser<'_> {
             "template clause"
         };
         let t = self.next_non_space();
-        let Tok::Str(_, name) = t.tok else {
+        let Tok::Str(q) = t.tok else {
             return self.err(t.pos, format!("unexpected {} in {}", tok_desc(&t.tok), ctx));
         };
+        let name = str_value(q);
         let nt = self.peek_non_space();
         let pipe = if nt.tok != Tok::RightDelim {
             Some(self.pipeline(ctx, false)?)
@@ -989,11 +1014,11 @@ impl Parser<'_> {
             if let End::Else(pos) = end {
                 return self.err(pos, "unexpected {{else}}");
             }
-            self.defs.push((name.to_string(), body, t.pos));
+            self.defs.push((name.clone(), body, t.pos));
         }
         Ok(Node::Template {
             pos: t.pos,
-            name: name.to_string(),
+            name,
             pipe,
         })
     }
@@ -1138,7 +1163,7 @@ impl Parser<'_> {
             if let Some(op) = op {
                 cmd.args.push(op);
             }
-            let t = self.peek().clone();
+            let t = self.peek();
             match t.tok {
                 Tok::Space => {
                     self.i += 1;
@@ -1166,7 +1191,7 @@ impl Parser<'_> {
             // Go positions a chained field at its first chained field
             let pos = self.peek().pos;
             let mut fields = Vec::new();
-            while let Tok::Field(f) = &self.peek().tok {
+            while let Tok::Field(f) = self.peek().tok {
                 fields.push(f.to_string());
                 self.i += 1;
             }
@@ -1248,10 +1273,10 @@ impl Parser<'_> {
                 let pipe = self.pipeline_paren()?;
                 Arg::Pipe(Box::new(pipe))
             }
-            Tok::Str(quoted, value) => Arg::Str {
+            Tok::Str(quoted) => Arg::Str {
                 pos: t.pos,
                 quoted: quoted.to_string(),
-                value: value.to_string(),
+                value: Arc::from(str_value(quoted)),
             },
             _ => {
                 self.i -= 1;
@@ -1309,14 +1334,14 @@ impl Parser<'_> {
 
 fn tok_desc(t: &Tok) -> String {
     match t {
-        Tok::Text(s) => format!("{s:?}"),
+        Tok::Text(..) => "text".into(),
         Tok::LeftDelim => "\"{{\"".into(),
         Tok::RightDelim => "\"}}\"".into(),
         Tok::Space => "space".into(),
         Tok::Field(f) => format!("<.{f}>"),
         Tok::Variable(v) => format!("<{v}>"),
         Tok::Ident(i) => format!("<{i}>"),
-        Tok::Str(q, _) => format!("<{q}>"),
+        Tok::Str(q) => format!("<{q}>"),
         Tok::Char(q, _) => format!("<{q}>"),
         Tok::Number(n) => format!("<{n}>"),
         Tok::Bool(b) => format!("<{b}>"),

@@ -8,11 +8,24 @@ use ferroflux_gotemplate::{Map, Value};
 
 use crate::Error;
 
+/// File contents, shared: a chart is cloned for rendering, its files are handed to the
+/// templates as `.Files` and its CRDs to the output, all without copying the bytes.
+pub type Bytes = std::sync::Arc<Vec<u8>>;
+
 /// A file of a chart: path relative to the chart root, and its bytes.
 #[derive(Clone, Debug)]
 pub struct File {
     pub name: String,
-    pub data: Vec<u8>,
+    pub data: Bytes,
+}
+
+impl File {
+    pub fn new(name: impl Into<String>, data: impl Into<Vec<u8>>) -> File {
+        File {
+            name: name.into(),
+            data: Bytes::new(data.into()),
+        }
+    }
 }
 
 /// A dependency entry of Chart.yaml (or requirements.yaml).
@@ -35,15 +48,15 @@ pub struct Chart {
     pub metadata: Map,
     pub dependencies_meta: Vec<Dependency>,
     /// Raw Chart.yaml.
-    pub chart_yaml: Vec<u8>,
-    pub lock: Option<Vec<u8>>,
+    pub chart_yaml: Bytes,
+    pub lock: Option<Bytes>,
     pub templates: Vec<File>,
     /// Everything else (including crds/), as `.Files` sees it.
     pub files: Vec<File>,
     /// values.yaml, read as Helm reads values (numbers are float64).
     pub values: Map,
-    pub raw_values: Vec<u8>,
-    pub schema: Option<Vec<u8>>,
+    pub raw_values: Bytes,
+    pub schema: Option<Bytes>,
     /// Subcharts from charts/.
     pub dependencies: Vec<Chart>,
     /// Path of this chart from the root, e.g. `parent/charts/sub` (set while rendering).
@@ -82,7 +95,7 @@ impl Chart {
     }
     /// The files under crds/ of this chart and its subcharts (`CRDObjects`), with the path
     /// helm prints.
-    pub fn crd_objects(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    pub fn crd_objects(&self, prefix: &str) -> Vec<(String, Bytes)> {
         let me = if prefix.is_empty() {
             self.name()
         } else {
@@ -155,7 +168,7 @@ fn walk(base: &Path, rel: &str, rules: &IgnoreRules, out: &mut Vec<File>) -> Res
                 continue;
             }
             let data = std::fs::read(e.path()).map_err(|e| Error::Load(e.to_string()))?;
-            out.push(File { name: rp, data });
+            out.push(File::new(rp, data));
         }
     }
     Ok(())
@@ -183,10 +196,7 @@ pub fn load_archive(data: &[u8]) -> Result<Chart, Error> {
         entry
             .read_to_end(&mut buf)
             .map_err(|e| Error::Load(e.to_string()))?;
-        files.push(File {
-            name: rest.to_string(),
-            data: buf,
-        });
+        files.push(File::new(rest, buf));
     }
     load_files(files)
 }
@@ -226,12 +236,12 @@ pub fn load_files(files: Vec<File>) -> Result<Chart, Error> {
     let mut c = Chart {
         metadata: Map::new(),
         dependencies_meta: vec![],
-        chart_yaml: vec![],
+        chart_yaml: Bytes::default(),
         lock: None,
         templates: vec![],
         files: vec![],
         values: Map::new(),
-        raw_values: vec![],
+        raw_values: Bytes::default(),
         schema: None,
         dependencies: vec![],
         parent_path: String::new(),

@@ -62,7 +62,7 @@ pub struct Rendered {
     /// The root chart's rendered NOTES.txt.
     pub notes: String,
     /// crds/ files of the chart and its subcharts: (path, content).
-    pub crds: Vec<(String, Vec<u8>)>,
+    pub crds: Vec<(String, chart::Bytes)>,
     /// The final values the templates saw.
     pub values: Map,
 }
@@ -197,23 +197,38 @@ pub fn render_chart(
 
 /// What `helm template` prints.
 pub fn template_output(r: &Rendered, include_crds: bool, skip_tests: bool) -> String {
-    let mut b = String::new();
-    if include_crds {
-        for (name, data) in &r.crds {
-            b.push_str(&format!(
-                "---\n# Source: {name}\n{}\n",
-                String::from_utf8_lossy(data)
-            ));
-        }
-    }
-    for m in &r.manifests {
-        b.push_str(&format!("---\n# Source: {}\n{}\n", m.name, m.content));
-    }
-    for h in &r.hooks {
-        if skip_tests && h.events.iter().any(|e| e == "test") {
-            continue;
-        }
-        b.push_str(&format!("---\n# Source: {}\n{}\n", h.path, h.manifest));
+    let crds: Vec<(&str, std::borrow::Cow<'_, str>)> = if include_crds {
+        r.crds
+            .iter()
+            .map(|(name, data)| (name.as_str(), utf8_lossy(data)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let docs = crds
+        .iter()
+        .map(|(name, data)| (*name, &**data))
+        .chain(
+            r.manifests
+                .iter()
+                .map(|m| (m.name.as_str(), m.content.as_str())),
+        )
+        .chain(
+            r.hooks
+                .iter()
+                .filter(|h| !(skip_tests && h.events.iter().any(|e| e == "test")))
+                .map(|h| (h.path.as_str(), h.manifest.as_str())),
+        );
+    // One exact-size buffer: the output can be megabytes (CRDs), and every regrowth is a
+    // copy into freshly faulted pages.
+    let size: usize = docs.clone().map(|(n, d)| n.len() + d.len() + 16).sum();
+    let mut b = String::with_capacity(size);
+    for (name, data) in docs {
+        b.push_str("---\n# Source: ");
+        b.push_str(name);
+        b.push('\n');
+        b.push_str(data);
+        b.push('\n');
     }
     b
 }

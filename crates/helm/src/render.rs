@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ferroflux_gotemplate::{Host, Map, Object, Templates, Value};
 
 use crate::Error;
-use crate::chart::{Chart, File};
+use crate::chart::{Bytes, Chart, File};
 
 /// What the templates see as `.Capabilities`.
 #[derive(Clone, Debug)]
@@ -156,7 +156,7 @@ impl Object for CapsObj {
 
 /// `.Files`: the chart's non-template files.
 #[derive(Clone)]
-pub struct FilesObj(pub Arc<BTreeMap<String, Vec<u8>>>);
+pub struct FilesObj(pub Arc<BTreeMap<String, Bytes>>);
 
 /// gobwas/glob with '/' as separator: `*` within a segment, `**` across, `?`, `[..]`, `{a,b}`.
 pub fn gobwas_match(pat: &str, s: &str) -> bool {
@@ -247,17 +247,15 @@ impl Object for FilesObj {
             _ => Err("wrong type for value; expected string".to_string()),
         };
         Some(match name {
-            "Get" => arg().map(|p| {
-                Value::str(
-                    self.0
-                        .get(&p)
-                        .map(|b| crate::utf8_lossy(b).into_owned())
-                        .unwrap_or_default(),
-                )
+            "Get" => arg().map(|p| match self.0.get(&p) {
+                Some(b) => Value::str(crate::utf8_lossy(b)),
+                None => Value::str(""),
             }),
-            "GetBytes" => {
-                arg().map(|p| Value::Bytes(Arc::from(self.0.get(&p).cloned().unwrap_or_default())))
-            }
+            "GetBytes" => arg().map(|p| {
+                Value::Bytes(Arc::from(
+                    self.0.get(&p).map(|b| b.as_slice()).unwrap_or_default(),
+                ))
+            }),
             "Lines" => arg().map(|p| match self.0.get(&p) {
                 None => Value::from(Vec::<Value>::new()),
                 Some(b) => {
@@ -267,7 +265,7 @@ impl Object for FilesObj {
                 }
             }),
             "Glob" => arg().map(|p| {
-                let m: BTreeMap<String, Vec<u8>> = self
+                let m: BTreeMap<String, Bytes> = self
                     .0
                     .iter()
                     .filter(|(k, _)| gobwas_match(&p, k))
@@ -300,7 +298,9 @@ impl Object for FilesObj {
                     .map(|(k, v)| {
                         (
                             k.rsplit('/').next().unwrap_or(k).to_string(),
-                            Value::str(base64::engine::general_purpose::STANDARD.encode(v)),
+                            Value::str(
+                                base64::engine::general_purpose::STANDARD.encode(v.as_slice()),
+                            ),
                         )
                     })
                     .collect();
@@ -334,7 +334,7 @@ impl Object for FilesObj {
                 .map(|(k, v)| {
                     (
                         k.clone(),
-                        Value::str(base64::engine::general_purpose::STANDARD.encode(v)),
+                        Value::str(base64::engine::general_purpose::STANDARD.encode(v.as_slice())),
                     )
                 })
                 .collect(),
@@ -439,7 +439,7 @@ fn go_metadata(c: &Chart, is_root: bool) -> Value {
 }
 
 struct Renderable {
-    text: String,
+    text: Arc<str>,
     vals: Value,
     base_path: String,
 }
@@ -464,7 +464,7 @@ fn rec_all_tpls(
             _ => Value::map(Map::new()),
         }
     };
-    let files: BTreeMap<String, Vec<u8>> = c
+    let files: BTreeMap<String, Bytes> = c
         .files
         .iter()
         .map(|f| (f.name.clone(), f.data.clone()))
@@ -504,7 +504,7 @@ fn rec_all_tpls(
         templates.insert(
             format!("{me}/{}", t.name),
             Renderable {
-                text: crate::utf8_lossy(&t.data).into_owned(),
+                text: Arc::from(crate::utf8_lossy(&t.data)),
                 vals: next_v.clone(),
                 base_path: format!("{me}/templates"),
             },
@@ -554,7 +554,7 @@ pub fn render_templates(
     let mut set = Templates::new();
     set.strict = strict;
     for n in &names {
-        set.parse(n, &tpls[n].text)
+        set.parse_shared(n, tpls[n].text.clone())
             .map_err(|e| Error::Render(clean_parse_error(n, &e.0)))?;
     }
     let mut out = BTreeMap::new();
@@ -652,8 +652,5 @@ fn clean_exec_error(filename: &str, msg: &str) -> String {
 
 /// The templates of a file list, for callers building a chart in memory.
 pub fn file(name: &str, data: &str) -> File {
-    File {
-        name: name.to_string(),
-        data: data.as_bytes().to_vec(),
-    }
+    File::new(name, data.as_bytes())
 }

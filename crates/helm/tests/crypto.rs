@@ -35,15 +35,15 @@ fn render(expr: &str, values: &str, now: (i64, u32)) -> HashMap<String, String> 
     let files = vec![
         File {
             name: "Chart.yaml".into(),
-            data: CHART_YAML.as_bytes().to_vec(),
+            data: CHART_YAML.as_bytes().to_vec().into(),
         },
         File {
             name: "values.yaml".into(),
-            data: values.as_bytes().to_vec(),
+            data: values.as_bytes().to_vec().into(),
         },
         File {
             name: "templates/out.yaml".into(),
-            data: format!("out: {expr}\n").into_bytes(),
+            data: format!("out: {expr}\n").into_bytes().into(),
         },
     ];
     let c = load_files(files).unwrap();

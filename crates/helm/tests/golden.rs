@@ -16,11 +16,11 @@ fn render(golden: &serde_json::Value, case: &serde_json::Value) -> Result<String
     let mut files = vec![
         File {
             name: "Chart.yaml".into(),
-            data: s(&chart["Chart.yaml"]).into_bytes(),
+            data: s(&chart["Chart.yaml"]).into_bytes().into(),
         },
         File {
             name: "values.yaml".into(),
-            data: s(&case["values"]).into_bytes(),
+            data: s(&case["values"]).into_bytes().into(),
         },
         File {
             name: "templates/_case.tpl".into(),
@@ -29,18 +29,19 @@ fn render(golden: &serde_json::Value, case: &serde_json::Value) -> Result<String
                 s(&case["template"]),
                 s(&case["defines"])
             )
-            .into_bytes(),
+            .into_bytes()
+            .into(),
         },
         File {
             name: "templates/out.yaml".into(),
-            data: s(&chart["out.yaml"]).into_bytes(),
+            data: s(&chart["out.yaml"]).into_bytes().into(),
         },
     ];
     if let Some(fs) = chart["files"].as_object() {
         for (k, v) in fs {
             files.push(File {
                 name: k.clone(),
-                data: s(v).into_bytes(),
+                data: s(v).into_bytes().into(),
             });
         }
     }

@@ -6,17 +6,17 @@ use ferroflux_helm::release::{self, Release};
 #[test]
 fn install_release_round_trip() {
     let files = vec![
-        File { name: "Chart.yaml".into(), data: b"apiVersion: v2\nname: demo\nversion: 1.2.3\nappVersion: \"4.5\"\n".to_vec() },
-        File { name: "values.yaml".into(), data: b"replicas: 2\n".to_vec() },
+        File { name: "Chart.yaml".into(), data: b"apiVersion: v2\nname: demo\nversion: 1.2.3\nappVersion: \"4.5\"\n".to_vec().into() },
+        File { name: "values.yaml".into(), data: b"replicas: 2\n".to_vec().into() },
         File {
             name: "templates/cm.yaml".into(),
-            data: b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  r: {{ .Values.replicas | quote }}\n".to_vec(),
+            data: b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  r: {{ .Values.replicas | quote }}\n".to_vec().into(),
         },
         File {
             name: "templates/hook.yaml".into(),
-            data: b"apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pre\n  annotations:\n    helm.sh/hook: pre-install\n    helm.sh/hook-weight: \"-5\"\n".to_vec(),
+            data: b"apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pre\n  annotations:\n    helm.sh/hook: pre-install\n    helm.sh/hook-weight: \"-5\"\n".to_vec().into(),
         },
-        File { name: "templates/NOTES.txt".into(), data: b"Installed {{ .Release.Name }}".to_vec() },
+        File { name: "templates/NOTES.txt".into(), data: b"Installed {{ .Release.Name }}".to_vec().into() },
     ];
     let chart = load_files(files).unwrap();
     let opts = ferroflux_helm::RenderOptions {
