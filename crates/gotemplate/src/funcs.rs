@@ -493,13 +493,15 @@ fn random_string(ex: &mut Exec<'_>, count: i64, set: &[char]) -> String {
 
 /// Compiles a Go (RE2) regular expression. RE2 takes a `{` that does not start a
 /// repetition (`{n}`, `{n,}`, `{n,m}`) literally; Rust's regex needs it escaped.
-pub fn regex(p: &str) -> Result<regex::Regex, String> {
-    type Cache = std::sync::Mutex<HashMap<String, regex::Regex>>;
+/// Shared (`Arc`), not cloned: a cloned `Regex` starts with an empty matching cache of its
+/// own, which costs more to build than most matches.
+pub fn regex(p: &str) -> Result<Arc<regex::Regex>, String> {
+    type Cache = std::sync::Mutex<HashMap<String, Arc<regex::Regex>>>;
     static CACHE: std::sync::LazyLock<Cache> = std::sync::LazyLock::new(Default::default);
     if let Some(r) = CACHE.lock().ok().and_then(|c| c.get(p).cloned()) {
         return Ok(r);
     }
-    let r = compile_go_regex(p)?;
+    let r = Arc::new(compile_go_regex(p)?);
     if let Ok(mut c) = CACHE.lock() {
         if c.len() > 1000 {
             c.clear();

@@ -130,6 +130,24 @@ fn validate_schemas(
     Ok(())
 }
 
+static SKIP_FREES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// For a process that exits right after rendering (the `ferroflux-helm` CLI): parsed
+/// templates and intermediate trees are left to the OS instead of being freed node by node
+/// (several percent of a render). Never set this in a long-running process.
+pub fn skip_frees_for_exit(on: bool) {
+    SKIP_FREES.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Drops `v`, unless [`skip_frees_for_exit`] was set.
+pub(crate) fn discard<T>(v: T) {
+    if SKIP_FREES.load(std::sync::atomic::Ordering::Relaxed) {
+        std::mem::forget(v);
+    } else {
+        drop(v);
+    }
+}
+
 /// `String::from_utf8_lossy` with the fast validation of `str::from_utf8` first (chart files
 /// are nearly always valid UTF-8, and the lossy scan is several times slower).
 pub(crate) fn utf8_lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -186,11 +204,14 @@ pub fn render_chart(
     let notes = files.get(&notes_key).cloned().unwrap_or_default();
     files.retain(|k, _| !k.ends_with("NOTES.txt"));
     let (hooks, manifests) = sort::sort_manifests(&files)?;
+    let crds = c.crd_objects("");
+    discard(files);
+    discard(c);
     Ok(Rendered {
         manifests,
         hooks,
         notes,
-        crds: c.crd_objects(""),
+        crds,
         values: vals,
     })
 }

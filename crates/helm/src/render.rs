@@ -574,6 +574,8 @@ pub fn render_templates(
             .map_err(|e| Error::Render(clean_exec_error(n, &e.0)))?;
         out.insert(n.clone(), ferroflux_gotemplate::exec::strip_no_value(text));
     }
+    crate::discard(set);
+    crate::discard(tpls);
     Ok(out)
 }
 

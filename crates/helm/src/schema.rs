@@ -40,10 +40,42 @@ fn resolve<'a>(root: &'a J, r: &str) -> Option<&'a J> {
     root.pointer(p)
 }
 
+/// A schema's `pattern` / `patternProperties` regex, compiled once per pattern (the same
+/// pattern is checked against every matching value and key).
+fn regex_match(pat: &str, s: &str) -> Option<bool> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static CACHE: RefCell<HashMap<String, Option<regex::Regex>>> = RefCell::new(HashMap::new());
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if !c.contains_key(pat) {
+            // Bounded: a hostile schema cannot grow the cache without limit.
+            if c.len() >= 1024 {
+                c.clear();
+            }
+            c.insert(pat.to_string(), regex::Regex::new(pat).ok());
+        }
+        c.get(pat)
+            .and_then(|re| re.as_ref())
+            .map(|re| re.is_match(s))
+    })
+}
+
 fn num_eq(a: &J, b: &J) -> bool {
     match (a.as_f64(), b.as_f64()) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
+    }
+}
+
+/// "at 'PATH'", formatted only when an error is reported.
+struct At<'a>(&'a str);
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "at '{}'", self.0)
     }
 }
 
@@ -55,7 +87,7 @@ pub fn validate(root: &J, schema: &J, v: &J, path: &str, errs: &mut Vec<String>)
         }
         return;
     };
-    let at = format!("at '{path}'");
+    let at = At(path);
     if let Some(r) = s.get("$ref").and_then(|r| r.as_str())
         && let Some(t) = resolve(root, r)
     {
@@ -159,10 +191,7 @@ pub fn validate(root: &J, schema: &J, v: &J, path: &str, errs: &mut Vec<String>)
                 }
                 if let Some(pp) = pprops {
                     for (pat, ps) in pp {
-                        if regex::Regex::new(pat)
-                            .map(|re| re.is_match(k))
-                            .unwrap_or(false)
-                        {
+                        if regex_match(pat, k).unwrap_or(false) {
                             matched = true;
                             validate(root, ps, val, &sub, errs);
                         }
@@ -220,8 +249,7 @@ pub fn validate(root: &J, schema: &J, v: &J, path: &str, errs: &mut Vec<String>)
                 errs.push(format!("{at}: maxLength: got {len}, want {n}"));
             }
             if let Some(p) = s.get("pattern").and_then(|p| p.as_str())
-                && let Ok(re) = regex::Regex::new(p)
-                && !re.is_match(st)
+                && regex_match(p, st) == Some(false)
             {
                 errs.push(format!("{at}: '{st}' does not match pattern '{p}'"));
             }

@@ -78,6 +78,7 @@ fn run(args: Vec<String>) -> Result<String, String> {
     if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         host.now = (d.as_secs() as i64, d.subsec_nanos());
     }
+    ferroflux_helm::skip_frees_for_exit(true);
     let r =
         ferroflux_helm::render_chart(&chart, &user, &opts, &mut host).map_err(|e| e.to_string())?;
     let out = ferroflux_helm::template_output(&r, crds, skip_tests);
@@ -98,8 +99,19 @@ fn main() -> ExitCode {
     }
     match run(args) {
         Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            let written = stdout
+                .write_all(out.as_bytes())
+                .and_then(|_| stdout.flush());
+            std::mem::forget(out);
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("Error: writing the output: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(e) => {
             eprintln!("Error: {e}");
