@@ -107,7 +107,8 @@ pub enum Arg {
     },
     Str {
         pos: usize,
-        quoted: String,
+        /// The literal as written, when it is not simply `"value"` (raw or escaped).
+        quoted: Option<Box<str>>,
         /// Shared, so that evaluating the literal allocates nothing.
         value: Arc<str>,
     },
@@ -157,7 +158,10 @@ impl fmt::Display for Arg {
             Arg::Nil(_) => f.write_str("nil"),
             Arg::Bool(_, b) => write!(f, "{b}"),
             Arg::Number { text, .. } => f.write_str(text),
-            Arg::Str { quoted, .. } => f.write_str(quoted),
+            Arg::Str { quoted, value, .. } => match quoted {
+                Some(q) => f.write_str(q),
+                None => write!(f, "\"{value}\""),
+            },
             Arg::Pipe(p) => write!(f, "({p})"),
             Arg::Chain { node, fields, .. } => {
                 if let Arg::Pipe(_) = **node {
@@ -300,7 +304,9 @@ impl<'a> Lexer<'a> {
             src,
             b: src.as_bytes(),
             pos: 0,
-            toks: Vec::new(),
+            // A guess from typical charts (a token per dozen bytes): fewer regrowths of
+            // the vector; capacity that is never written costs no memory.
+            toks: Vec::with_capacity(src.len() / 12 + 4),
             paren: 0,
         };
         let mut trim_next = false;
@@ -758,7 +764,7 @@ pub fn parse(
         toks,
         i: 0,
         defs: Vec::new(),
-        vars: vec!["$".to_string()],
+        vars: vec!["$"],
         has_func,
         range_depth: 0,
     };
@@ -823,7 +829,8 @@ struct Parser<'a> {
     toks: Vec<Token<'a>>,
     i: usize,
     defs: Vec<(String, Vec<Node>, usize)>,
-    vars: Vec<String>,
+    /// Variables in scope (names borrowed from the source).
+    vars: Vec<&'a str>,
     has_func: &'a dyn Fn(&str) -> bool,
     range_depth: usize,
 }
@@ -977,7 +984,7 @@ impl<'a> Parser<'a> {
         };
         let name = str_value(q);
         self.expect_right("define clause")?;
-        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+        let saved_vars = std::mem::replace(&mut self.vars, vec!["$"]);
         let saved_range = std::mem::replace(&mut self.range_depth, 0);
         let (body, end) = self.item_list(&["define"])?;
         self.vars = saved_vars;
@@ -1008,7 +1015,7 @@ impl<'a> Parser<'a> {
             None
         };
         if block {
-            let saved_vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+            let saved_vars = std::mem::replace(&mut self.vars, vec!["$"]);
             let (body, end) = self.item_list(&["block"])?;
             self.vars = saved_vars;
             if let End::Else(pos) = end {
@@ -1079,8 +1086,8 @@ impl<'a> Parser<'a> {
                     pipe.is_assign = t2.tok == Tok::Assign;
                     pipe.decl.push(v.to_string());
                     if t2.tok == Tok::Declare {
-                        self.vars.push(v.to_string());
-                    } else if !self.vars.iter().any(|x| **x == **v) {
+                        self.vars.push(v);
+                    } else if !self.vars.iter().any(|x| *x == *v) {
                         return self.err(t.pos, format!("undefined variable \"{v}\""));
                     }
                 }
@@ -1097,8 +1104,8 @@ impl<'a> Parser<'a> {
                     pipe.decl.push(v.to_string());
                     pipe.decl.push(v2.to_string());
                     if !pipe.is_assign {
-                        self.vars.push(v.to_string());
-                        self.vars.push(v2.to_string());
+                        self.vars.push(v);
+                        self.vars.push(v2);
                     }
                 }
                 _ => self.i = save,
@@ -1239,7 +1246,7 @@ impl<'a> Parser<'a> {
             Tok::Dot => Arg::Dot(t.pos),
             Tok::Nil => Arg::Nil(t.pos),
             Tok::Variable(v) => {
-                if !self.vars.iter().any(|x| *x == *v) {
+                if !self.vars.iter().any(|x| *x == v) {
                     return self.err(t.pos, format!("undefined variable \"{v}\""));
                 }
                 Arg::Variable {
@@ -1273,11 +1280,17 @@ impl<'a> Parser<'a> {
                 let pipe = self.pipeline_paren()?;
                 Arg::Pipe(Box::new(pipe))
             }
-            Tok::Str(quoted) => Arg::Str {
-                pos: t.pos,
-                quoted: quoted.to_string(),
-                value: Arc::from(str_value(quoted)),
-            },
+            Tok::Str(quoted) => {
+                let value = str_value(quoted);
+                let plain = quoted.starts_with('"')
+                    && !quoted.contains('\\')
+                    && quoted.len() == value.len() + 2;
+                Arg::Str {
+                    pos: t.pos,
+                    quoted: (!plain).then(|| quoted.into()),
+                    value: Arc::from(value),
+                }
+            }
             _ => {
                 self.i -= 1;
                 return Ok(None);
@@ -1302,7 +1315,7 @@ impl<'a> Parser<'a> {
                     pipe.is_assign = t2.tok == Tok::Assign;
                     pipe.decl.push(v.to_string());
                     if t2.tok == Tok::Declare {
-                        self.vars.push(v.to_string());
+                        self.vars.push(v);
                     }
                 }
                 _ => self.i = save,
