@@ -1087,7 +1087,7 @@ impl<'a> Parser<'a> {
                     pipe.decl.push(v.to_string());
                     if t2.tok == Tok::Declare {
                         self.vars.push(v);
-                    } else if !self.vars.iter().any(|x| *x == *v) {
+                    } else if !self.vars.contains(v) {
                         return self.err(t.pos, format!("undefined variable \"{v}\""));
                     }
                 }
@@ -1235,7 +1235,7 @@ impl<'a> Parser<'a> {
         let t = self.next_non_space();
         Ok(Some(match t.tok {
             Tok::Ident(name) => {
-                if !(self.has_func)(&name) {
+                if !(self.has_func)(name) {
                     return self.err(t.pos, format!("function {name:?} not defined"));
                 }
                 Arg::Identifier {
@@ -1246,7 +1246,7 @@ impl<'a> Parser<'a> {
             Tok::Dot => Arg::Dot(t.pos),
             Tok::Nil => Arg::Nil(t.pos),
             Tok::Variable(v) => {
-                if !self.vars.iter().any(|x| *x == v) {
+                if !self.vars.contains(&v) {
                     return self.err(t.pos, format!("undefined variable \"{v}\""));
                 }
                 Arg::Variable {
@@ -1266,7 +1266,7 @@ impl<'a> Parser<'a> {
                 num: Num::Int(v),
             },
             Tok::Number(text) => {
-                let num = match parse_number(&text) {
+                let num = match parse_number(text) {
                     Ok(n) => n,
                     Err(e) => return self.err(t.pos, e),
                 };
