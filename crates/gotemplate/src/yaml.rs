@@ -1069,7 +1069,7 @@ pub fn to_yaml_pretty(v: &Value) -> String {
 /// The parts of a manifest Helm's sorter reads (`SimpleHead`): kind, metadata.name and
 /// metadata.annotations, from the first document. The document is still fully parsed (so
 /// invalid YAML is an error) but nothing else is built.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Head {
     pub kind: Option<String>,
     pub name: Option<String>,
@@ -1110,6 +1110,21 @@ impl HeadReceiver {
             return;
         }
         self.expect_key[depth - 1] = true;
+        // Only three paths matter: look at the path before resolving the scalar (most
+        // values of a manifest are at none of them).
+        let key = |i: usize| self.stack[i].as_deref().unwrap_or("");
+        #[derive(PartialEq)]
+        enum Slot {
+            Kind,
+            Name,
+            Annotation,
+        }
+        let slot = match depth {
+            1 if key(0) == "kind" => Slot::Kind,
+            2 if key(0) == "metadata" && key(1) == "name" => Slot::Name,
+            3 if key(0) == "metadata" && key(1) == "annotations" => Slot::Annotation,
+            _ => return,
+        };
         let val = if plain {
             match resolve_plain(&s, Numbers::Json) {
                 Value::Str(x) => x.to_string(),
@@ -1119,16 +1134,13 @@ impl HeadReceiver {
         } else {
             s
         };
-        let path: Vec<&str> = self
-            .stack
-            .iter()
-            .map(|k| k.as_deref().unwrap_or(""))
-            .collect();
-        match path.as_slice() {
-            ["kind"] => self.head.kind = Some(val),
-            ["metadata", "name"] => self.head.name = Some(val),
-            ["metadata", "annotations", k] => self.head.annotations.push((k.to_string(), val)),
-            _ => {}
+        match slot {
+            Slot::Kind => self.head.kind = Some(val),
+            Slot::Name => self.head.name = Some(val),
+            Slot::Annotation => {
+                let k = key(2).to_string();
+                self.head.annotations.push((k, val))
+            }
         }
     }
     fn open(&mut self, map: bool) {
@@ -1178,8 +1190,19 @@ impl MarkedEventReceiver for HeadReceiver {
     }
 }
 
-/// Reads a manifest's [`Head`].
+mod fast_head;
+
+/// Reads a manifest's [`Head`]: line by line when the document is plain block YAML (see
+/// `fast_head`), else with the full parser.
 pub fn parse_head(text: &str) -> Result<Head, String> {
+    match fast_head::fast_head(text) {
+        Some(h) => Ok(h),
+        None => parse_head_full(text),
+    }
+}
+
+/// [`parse_head`] with the full YAML parser.
+fn parse_head_full(text: &str) -> Result<Head, String> {
     let mut r = HeadReceiver {
         head: Head::default(),
         stack: Vec::new(),
