@@ -1201,8 +1201,9 @@ pub fn parse_head(text: &str) -> Result<Head, String> {
     }
 }
 
-/// [`parse_head`] with the full YAML parser.
-fn parse_head_full(text: &str) -> Result<Head, String> {
+/// [`parse_head`] with the full YAML parser only (for differential tests of the fast path).
+#[doc(hidden)]
+pub fn parse_head_full(text: &str) -> Result<Head, String> {
     let mut r = HeadReceiver {
         head: Head::default(),
         stack: Vec::new(),

@@ -30,4 +30,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = ferroflux_gotemplate::json::parse(text);
     let _ = ferroflux_gotemplate::gofmt::sprintf(text, &[data.clone()]);
     let _ = ferroflux_gotemplate::semver::semver_compare(text, "1.2.3");
+    // Manifest heads: the line-by-line fast path must agree with the full parser.
+    match (yaml::parse_head(text), yaml::parse_head_full(text)) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "heads differ"),
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("parse_head {a:?} but the full parser {b:?}"),
+    }
 });
