@@ -66,9 +66,9 @@ async fn include_change_and_new_revision_are_shown_while_building() {
     let ns = cp.namespace(&client, "git-outdated").await.unwrap();
     let api: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
     let root = tempfile::tempdir().unwrap();
-    let lib = Repo::new(root.path(), "lib.git");
+    let lib = Repo::init(root.path(), "lib");
     lib.commit(&[("lib.yaml", "lib v1")], "lib");
-    let app = Repo::new(root.path(), "app.git");
+    let app = Repo::init(root.path(), "app");
     let a1 = app.commit(&[("app.yaml", "app")], "app");
     let server = GitHttpServer::start(root.path(), None).await.unwrap();
     let _ctl = Controller::start(client.clone(), &ns, &[]).await;

@@ -31,7 +31,7 @@ fn fetch(
 #[tokio::test(flavor = "multi_thread")]
 async fn basic_auth_fetch_and_incremental_update() {
     let root = tempfile::tempdir().unwrap();
-    let repo = Repo::new(root.path(), "r.git");
+    let repo = Repo::init(root.path(), "r");
     let c1 = repo.commit(&[("a.txt", "1"), ("bin/run.sh", "#!/bin/sh\n")], "one");
     let server = GitHttpServer::start(root.path(), Some(("git", "pw")))
         .await

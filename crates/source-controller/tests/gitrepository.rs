@@ -54,7 +54,7 @@ fn tar_file(bytes: &[u8], name: &str) -> String {
 async fn clones_by_branch_tag_semver_commit_and_name() {
     let (client, ns, api) = setup("git-refs").await;
     let root = tempfile::tempdir().unwrap();
-    let repo = Repo::new(root.path(), "podinfo.git");
+    let repo = Repo::init(root.path(), "podinfo");
     let c1 = repo.commit(
         &[
             ("version.txt", "1.0.0"),
@@ -179,7 +179,7 @@ async fn clones_by_branch_tag_semver_commit_and_name() {
 async fn auth_failure_keeps_artifact_and_new_commit_lands_on_request() {
     let (client, ns, api) = setup("git-auth").await;
     let root = tempfile::tempdir().unwrap();
-    let repo = Repo::new(root.path(), "app.git");
+    let repo = Repo::init(root.path(), "app");
     let c1 = repo.commit(&[("a.yaml", "one")], "one");
     let server = GitHttpServer::start(root.path(), Some(("git", "right")))
         .await
@@ -304,7 +304,7 @@ async fn auth_failure_keeps_artifact_and_new_commit_lands_on_request() {
 async fn missing_branch_unreachable_host_and_bad_url() {
     let (client, ns, api) = setup("git-fail").await;
     let root = tempfile::tempdir().unwrap();
-    let repo = Repo::new(root.path(), "r.git");
+    let repo = Repo::init(root.path(), "r");
     repo.commit(&[("a", "a")], "a");
     let server = GitHttpServer::start(root.path(), None)
         .await
@@ -390,7 +390,7 @@ async fn missing_branch_unreachable_host_and_bad_url() {
 async fn delete_removes_artifacts_and_kubectl_wait_works() {
     let (client, ns, api) = setup("git-del").await;
     let root = tempfile::tempdir().unwrap();
-    let repo = Repo::new(root.path(), "r.git");
+    let repo = Repo::init(root.path(), "r");
     repo.commit(&[("a", "a")], "a");
     let server = GitHttpServer::start(root.path(), None)
         .await
@@ -457,7 +457,7 @@ async fn events_are_recorded_and_posted_and_suspend_pauses() {
     use k8s_openapi::api::core::v1::Event;
     let (client, ns, api) = setup("git-events").await;
     let root = tempfile::tempdir().unwrap();
-    let repo = Repo::new(root.path(), "r.git");
+    let repo = Repo::init(root.path(), "r");
     let c1 = repo.commit(&[("a", "a")], "initial import");
     let server = GitHttpServer::start(root.path(), None)
         .await
@@ -595,7 +595,7 @@ async fn ssh_keys_known_hosts_and_failures() {
     );
     let (client, ns, api) = setup("git-ssh").await;
     let root = tempfile::tempdir().unwrap();
-    let repo = Repo::new(root.path(), "r.git");
+    let repo = Repo::init(root.path(), "r");
     let c1 = repo.commit(&[("a", "over ssh")], "a");
     let ssh = GitSshServer::start().await;
     let url = ssh.url(&repo.bare);

@@ -112,17 +112,17 @@ async fn verify_signed_commits_and_tags_and_reject_others() {
     .await;
 
     let root = tempfile::tempdir().unwrap();
-    let signed = Repo::new(root.path(), "signed.git");
+    let signed = Repo::init(root.path(), "signed");
     let c1 = gpg.commit(&signed, Some(&trusted), &[("a.yaml", "one")], "signed");
     let tag_signed = gpg.tag(&signed, "v1.0.0", Some(&trusted));
     let tag_plain = gpg.tag(&signed, "v0.9.0", None);
-    let unsigned = Repo::new(root.path(), "unsigned.git");
+    let unsigned = Repo::init(root.path(), "unsigned");
     let cu = gpg.commit(&unsigned, None, &[("a.yaml", "u")], "unsigned");
-    let other = Repo::new(root.path(), "other.git");
+    let other = Repo::init(root.path(), "other");
     let co = gpg.commit(&other, Some(&stranger), &[("a.yaml", "o")], "by a stranger");
     // Signed while valid, revoked since: the exported key carries the revocation.
     let revoked = gpg.gen_key("Revoked <revoked@example.com>");
-    let by_revoked = Repo::new(root.path(), "revoked.git");
+    let by_revoked = Repo::init(root.path(), "revoked");
     let cr = gpg.commit(
         &by_revoked,
         Some(&revoked),
@@ -404,9 +404,9 @@ async fn verify_signed_commits_and_tags_and_reject_others() {
 async fn include_copies_artifacts_waits_for_them_and_follows_their_changes() {
     let (client, ns, api) = setup("git-include").await;
     let root = tempfile::tempdir().unwrap();
-    let lib = Repo::new(root.path(), "lib.git");
+    let lib = Repo::init(root.path(), "lib");
     let l1 = lib.commit(&[("lib.yaml", "lib v1"), ("sub/x.yaml", "x v1")], "lib");
-    let app = Repo::new(root.path(), "app.git");
+    let app = Repo::init(root.path(), "app");
     app.commit(&[("app.yaml", "app")], "app");
     let server = GitHttpServer::start(root.path(), None)
         .await
@@ -523,7 +523,7 @@ async fn https_bearer_token_custom_ca_and_client_certificate() {
     let (client, ns, api) = setup("git-https").await;
     let pki = Pki::new();
     let root = tempfile::tempdir().unwrap();
-    let repo = Repo::new(root.path(), "r.git");
+    let repo = Repo::init(root.path(), "r");
     let c1 = repo.commit(&[("a.yaml", "over https")], "a");
     let tls = TlsOptions {
         cert_pem: pki.pem("server.crt").into_bytes(),

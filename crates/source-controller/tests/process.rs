@@ -72,7 +72,7 @@ async fn leader_election_probes_and_sigterm() {
     let api: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let root = tempfile::tempdir().unwrap();
-    let repo = Repo::new(root.path(), "r.git");
+    let repo = Repo::init(root.path(), "r");
     let c1 = repo.commit(&[("a", "a")], "a");
     let server = GitHttpServer::start(root.path(), None)
         .await

@@ -78,7 +78,7 @@ async fn clone_through_an_authenticating_proxy_and_fail_clearly_without_it() {
     );
     let (client, ns, api) = setup("git-proxy").await;
     let root = tempfile::tempdir().unwrap();
-    let repo = Repo::new(root.path(), "app.git");
+    let repo = Repo::init(root.path(), "app");
     let c1 = repo.commit(&[("app.yaml", "through the proxy")], "first");
     let server = GitHttpServer::start(root.path(), None).await.unwrap();
     let mut proxy = TinyProxy::start(Some(("proxyuser", "proxypass")))
@@ -274,7 +274,7 @@ async fn https_through_the_proxy_tunnel_and_http_and_ssh_through_socks5() {
     let (client, ns, api) = setup("git-proxy-tls").await;
     let pki = Pki::new();
     let root = tempfile::tempdir().unwrap();
-    let repo = Repo::new(root.path(), "app.git");
+    let repo = Repo::init(root.path(), "app");
     let c1 = repo.commit(&[("app.yaml", "tunnelled")], "first");
     let https = GitHttpServer::start_with(
         root.path(),

@@ -111,9 +111,9 @@ async fn submodules_are_fetched_recursively_with_the_parents_credentials() {
         .expect("start the git server");
     basic_auth_secret(&client, &ns, "auth", "git", "s3cret").await;
 
-    let grandchild = Repo::new(root.path(), "grandchild.git");
+    let grandchild = Repo::init(root.path(), "grandchild");
     let gc1 = grandchild.commit(&[("gc.yaml", "grandchild: 1\n")], "gc");
-    let child = Repo::new(root.path(), "child.git");
+    let child = Repo::init(root.path(), "child");
     // The child's own submodule is relative to the child's URL.
     let c1 = commit_with_gitlinks(
         &child,
@@ -127,7 +127,7 @@ async fn submodules_are_fetched_recursively_with_the_parents_credentials() {
         &[("deps/gc", &gc1)],
         "child 1",
     );
-    let parent = Repo::new(root.path(), "parent.git");
+    let parent = Repo::init(root.path(), "parent");
     let parent_modules =
         |child_url: &str| gitmodules(&[("vendor/child", child_url), ("abs", &server.url("child"))]);
     let p1 = commit_with_gitlinks(

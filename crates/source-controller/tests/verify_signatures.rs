@@ -119,19 +119,19 @@ async fn ssh_signed_commits_and_tags() {
     .await;
 
     let root = tempfile::tempdir().unwrap();
-    let signed = Repo::new(root.path(), "signed.git");
+    let signed = Repo::init(root.path(), "signed");
     let c1 = ssh.commit(&signed, Some(&trusted), &[("a.yaml", "one")], "signed");
     let t1 = ssh.tag(&signed, "v1.0.0", &trusted);
-    let by_rsa = Repo::new(root.path(), "rsa.git");
+    let by_rsa = Repo::init(root.path(), "rsa");
     let cr = ssh.commit(&by_rsa, Some(&trusted_rsa), &[("a.yaml", "r")], "rsa");
-    let by_ecdsa = Repo::new(root.path(), "ecdsa.git");
+    let by_ecdsa = Repo::init(root.path(), "ecdsa");
     let ce = ssh.commit(&by_ecdsa, Some(&trusted_ecdsa), &[("a.yaml", "e")], "ecdsa");
-    let other = Repo::new(root.path(), "other.git");
+    let other = Repo::init(root.path(), "other");
     let co = ssh.commit(&other, Some(&stranger), &[("a.yaml", "o")], "stranger");
     let ts = ssh.tag(&other, "v2.0.0", &stranger);
-    let unsigned = Repo::new(root.path(), "unsigned.git");
+    let unsigned = Repo::init(root.path(), "unsigned");
     let cu = ssh.commit(&unsigned, None, &[("a.yaml", "u")], "unsigned");
-    let pgp_signed = Repo::new(root.path(), "pgp.git");
+    let pgp_signed = Repo::init(root.path(), "pgp");
     let cp = gpg.commit(&pgp_signed, Some(&pgp_key), &[("a.yaml", "p")], "pgp");
 
     let server = GitHttpServer::start(root.path(), None).await.unwrap();
@@ -284,7 +284,7 @@ async fn expired_pgp_keys_are_rejected() {
     // Made and used three days ago, valid for one day: expired now.
     gpg.at(Some(&days_ago(3).to_string()));
     let expired = gpg.gen_key_expiring("Expired <expired@example.com>", "1d");
-    let by_expired = Repo::new(root.path(), "expired.git");
+    let by_expired = Repo::init(root.path(), "expired");
     let ce = gpg.commit(
         &by_expired,
         Some(&expired),
@@ -294,7 +294,7 @@ async fn expired_pgp_keys_are_rejected() {
     // A primary key that never expires with a signing subkey that expired.
     let parent = gpg.gen_key_expiring("Parent <parent@example.com>", "never");
     let subkey = gpg.add_signing_subkey(&parent, "1d");
-    let by_subkey = Repo::new(root.path(), "subkey.git");
+    let by_subkey = Repo::init(root.path(), "subkey");
     let cs = gpg.commit(
         &by_subkey,
         Some(&format!("{subkey}!")),
@@ -304,7 +304,7 @@ async fn expired_pgp_keys_are_rejected() {
     // Valid for a year from now: still good.
     gpg.at(None);
     let valid = gpg.gen_key_expiring("Valid <valid@example.com>", "1y");
-    let by_valid = Repo::new(root.path(), "valid.git");
+    let by_valid = Repo::init(root.path(), "valid");
     let cv = gpg.commit(
         &by_valid,
         Some(&valid),

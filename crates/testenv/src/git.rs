@@ -414,6 +414,10 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_AUTHOR_EMAIL", "ferroflux@example.invalid")
         .env("GIT_COMMITTER_NAME", "ferroflux")
         .env("GIT_COMMITTER_EMAIL", "ferroflux@example.invalid")
+        // The machine's and the user's git configuration (signing, hooks, default branch)
+        // must not change what a test commits.
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .expect("run git");
     assert!(
@@ -442,7 +446,7 @@ impl Repo {
     }
 
     /// Writes `files` (path → content; an empty content deletes the file), commits and
-    /// pushes to `main`. Returns the commit hash.
+    /// force-pushes the current branch (`main` unless a test switched). Returns the commit hash.
     pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
         for (path, content) in files {
             let p = self.work.join(path);
@@ -458,7 +462,26 @@ impl Repo {
             &self.work,
             &["commit", "-q", "--allow-empty", "-m", message],
         );
-        git(&self.work, &["push", "-q", "origin", "HEAD:main"]);
+        let branch = git(&self.work, &["rev-parse", "--abbrev-ref", "HEAD"]);
+        git(&self.work, &["push", "-q", "-f", "origin", &branch]);
         git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    /// Tags the current commit (annotated or lightweight) and pushes the tag.
+    pub fn tag(&self, name: &str, annotated: bool) {
+        if annotated {
+            git(&self.work, &["tag", "-a", name, "-m", name]);
+        } else {
+            git(&self.work, &["tag", name]);
+        }
+        git(&self.work, &["push", "-q", "origin", name]);
+    }
+
+    /// Pushes the current commit to any ref, e.g. `refs/pull/7/head`.
+    pub fn push_ref(&self, refname: &str) {
+        git(
+            &self.work,
+            &["push", "-q", "origin", &format!("HEAD:{refname}")],
+        );
     }
 }

@@ -6,7 +6,6 @@ pub mod pki;
 pub mod signing;
 pub mod sink;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
@@ -14,76 +13,9 @@ use ferroflux_api::source::GitRepository;
 use ferroflux_source_controller::{Args, CONTROLLER};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
-/// Runs git with a fixed identity; panics with stderr on failure. Returns stdout.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A bare repository `<root>/<name>` with a work tree beside it for committing.
-pub struct Repo {
-    pub bare: PathBuf,
-    pub work: PathBuf,
-}
-
-impl Repo {
-    pub fn new(root: &Path, name: &str) -> Repo {
-        let bare = root.join(name);
-        std::fs::create_dir_all(&bare).unwrap();
-        git(&bare, &["init", "-q", "--bare", "-b", "main"]);
-        let work = root.join(format!("{name}.work"));
-        std::fs::create_dir_all(&work).unwrap();
-        git(&work, &["init", "-q", "-b", "main"]);
-        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
-        Repo { bare, work }
-    }
-
-    /// Writes files, commits on the current branch and pushes it; returns the commit id.
-    pub fn commit(&self, files: &[(&str, &str)], msg: &str) -> String {
-        for (p, c) in files {
-            let path = self.work.join(p);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, c).unwrap();
-        }
-        git(&self.work, &["add", "-A"]);
-        git(&self.work, &["commit", "-q", "-m", msg]);
-        let branch = git(&self.work, &["rev-parse", "--abbrev-ref", "HEAD"]);
-        git(&self.work, &["push", "-q", "-f", "origin", &branch]);
-        git(&self.work, &["rev-parse", "HEAD"])
-    }
-
-    pub fn tag(&self, name: &str, annotated: bool) {
-        if annotated {
-            git(&self.work, &["tag", "-a", name, "-m", name]);
-        } else {
-            git(&self.work, &["tag", name]);
-        }
-        git(&self.work, &["push", "-q", "origin", name]);
-    }
-
-    pub fn push_ref(&self, refname: &str) {
-        git(
-            &self.work,
-            &["push", "-q", "origin", &format!("HEAD:{refname}")],
-        );
-    }
-}
+/// Repositories made with the git CLI: the same helpers every crate's tests use.
+#[allow(unused_imports)] // not every test file runs git by hand
+pub use ferroflux_testenv::git::{Repo, git};
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
