@@ -29,7 +29,7 @@ def run(cmd, env):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--ours", default=os.path.join(HERE, "../../../target/h-helm/release/ferroflux-helm"))
+    ap.add_argument("--ours", default=os.path.join(HERE, "../../../target/release/ferroflux-helm"))
     ap.add_argument("--helm", default=os.path.join(HERE, "../../../target/oracle/helm"))
     ap.add_argument("--cases", default=os.path.join(HERE, "../../../../shared/corpus/helm/cases"))
     a = ap.parse_args()
