@@ -15,16 +15,6 @@ use futures::StreamExt;
 use kube::api::{Api, WatchEvent, WatchParams};
 use support::*;
 
-fn condition(o: &GitRepository, type_: &str) -> Option<(String, String, String)> {
-    o.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
 /// Records every version of object `name` from now on.
 async fn record(api: &Api<GitRepository>, name: &str) -> Arc<Mutex<Vec<GitRepository>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));

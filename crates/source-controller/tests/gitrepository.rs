@@ -11,14 +11,6 @@ use kube::api::{Api, DeleteParams};
 use sha2::Digest;
 use support::*;
 
-async fn setup(prefix: &str) -> (kube::Client, String, Api<GitRepository>) {
-    let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
-    let ns = cp.namespace(&client, prefix).await.unwrap();
-    let api: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
-    (client, ns, api)
-}
-
 fn artifact_bytes(o: &GitRepository) -> Vec<u8> {
     let a = o.status.as_ref().unwrap().artifact.as_ref().unwrap();
     let bytes = curl(&a.url).1;

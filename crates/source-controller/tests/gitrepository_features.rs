@@ -7,60 +7,11 @@ mod support;
 use std::path::Path;
 
 use ferroflux_api::source::GitRepository;
-use ferroflux_testenv::ControlPlane;
 use ferroflux_testenv::git::{GitHttpServer, ServerOptions, TlsOptions};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use support::pki::Pki;
 use support::signing::{Gpg, key_id};
 use support::*;
-
-async fn setup(prefix: &str) -> (kube::Client, String, Api<GitRepository>) {
-    let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
-    let ns = cp.namespace(&client, prefix).await.unwrap();
-    let api: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
-    (client, ns, api)
-}
-
-async fn secret(client: &kube::Client, ns: &str, name: &str, data: serde_json::Value) {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let s: Secret = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data,
-    }))
-    .unwrap();
-    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&s))
-        .await
-        .unwrap();
-}
-
-/// A GitRepository with extra spec fields merged in.
-fn gitrepo_with(
-    name: &str,
-    url: &str,
-    reference: serde_json::Value,
-    extra: serde_json::Value,
-) -> GitRepository {
-    let mut v = serde_json::to_value(gitrepo(name, url, reference, None)).unwrap();
-    for (k, val) in extra.as_object().unwrap() {
-        v["spec"][k] = val.clone();
-    }
-    serde_json::from_value(v).unwrap()
-}
-
-fn condition(o: &GitRepository, type_: &str) -> Option<(String, String, String)> {
-    o.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn is_ready_false(o: &GitRepository) -> bool {
-    ready(o).is_some_and(|(s, _, _)| s == "False")
-}
 
 fn artifact_files(o: &GitRepository) -> Vec<(String, String)> {
     let a = o.status.as_ref().unwrap().artifact.as_ref().unwrap();

@@ -6,31 +6,9 @@
 mod support;
 
 use ferroflux_api::source::GitRepository;
-use ferroflux_testenv::ControlPlane;
 use ferroflux_testenv::git::GitHttpServer;
 use ferroflux_testenv::proxy::TinyProxy;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
 use support::*;
-
-async fn setup(prefix: &str) -> (kube::Client, String, Api<GitRepository>) {
-    let cp = ControlPlane::shared();
-    let client = cp.client().await.unwrap();
-    let ns = cp.namespace(&client, prefix).await.unwrap();
-    let api: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
-    (client, ns, api)
-}
-
-async fn secret(client: &kube::Client, ns: &str, name: &str, data: serde_json::Value) {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let s: Secret = serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data,
-    }))
-    .unwrap();
-    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&s))
-        .await
-        .unwrap();
-}
 
 /// A GitRepository on `url` through the proxy of Secret `proxy_secret`.
 fn proxied(name: &str, url: &str, proxy_secret: &str) -> GitRepository {
@@ -43,20 +21,6 @@ fn proxied(name: &str, url: &str, proxy_secret: &str) -> GitRepository {
     .unwrap();
     v["spec"]["proxySecretRef"] = serde_json::json!({ "name": proxy_secret });
     serde_json::from_value(v).unwrap()
-}
-
-fn condition(o: &GitRepository, type_: &str) -> Option<(String, String, String)> {
-    o.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-fn is_ready_false(o: &GitRepository) -> bool {
-    ready(o).is_some_and(|(s, _, _)| s == "False")
 }
 
 /// The proxy's log lines for git requests to `repo_path` (e.g. `/app.git/info/refs`).

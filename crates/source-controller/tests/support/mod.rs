@@ -202,3 +202,53 @@ pub fn revision(o: &GitRepository) -> String {
         .map(|a| a.revision.clone())
         .unwrap_or_default()
 }
+
+/// The shared control plane, a fresh namespace and the GitRepository API in it.
+pub async fn setup(prefix: &str) -> (kube::Client, String, Api<GitRepository>) {
+    let cp = ferroflux_testenv::ControlPlane::shared();
+    let client = cp.client().await.unwrap();
+    let ns = cp.namespace(&client, prefix).await.unwrap();
+    let api: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    (client, ns, api)
+}
+
+/// Creates or replaces Secret `name` with `data` as its stringData.
+pub async fn secret(client: &kube::Client, ns: &str, name: &str, data: serde_json::Value) {
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+    let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data,
+    }))
+    .unwrap();
+    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(&s))
+        .await
+        .unwrap();
+}
+
+/// A GitRepository with extra spec fields merged in.
+pub fn gitrepo_with(
+    name: &str,
+    url: &str,
+    reference: serde_json::Value,
+    extra: serde_json::Value,
+) -> GitRepository {
+    let mut v = serde_json::to_value(gitrepo(name, url, reference, None)).unwrap();
+    for (k, val) in extra.as_object().unwrap() {
+        v["spec"][k] = val.clone();
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+/// Condition `type_` as (status, reason, message).
+pub fn condition(o: &GitRepository, type_: &str) -> Option<(String, String, String)> {
+    o.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+pub fn is_ready_false(o: &GitRepository) -> bool {
+    ready(o).is_some_and(|(s, _, _)| s == "False")
+}
