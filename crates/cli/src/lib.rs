@@ -105,7 +105,19 @@ enum Command {
 
 /// Parses the command line and runs the verb: the whole of the `ferroflux` binary.
 pub async fn run() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version succeed; a usage error exits 1, as the flux CLI (cobra)
+            // does, so scripts written for flux read our failures the same way.
+            return if e.exit_code() == 0 {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            };
+        }
+    };
     let g = cli.global;
     let result = match cli.command {
         Command::Dev { command } => dev::run(command)
