@@ -29,7 +29,7 @@ use ferroflux_artifact::archive::ArchiveWriter;
 use ferroflux_artifact::ignore::{self, Matcher, Pattern};
 use gix::objs::tree::EntryKind;
 
-use crate::git::{GitError, open_cache, safe_name};
+use crate::git::{GitError, open_cache, safe_name, tree_of};
 
 /// A submodule's commit, fetched into its own cache repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,17 +145,6 @@ struct Source {
     sparse: Vec<Vec<String>>,
     /// Submodule path → (repository index, root tree).
     submodules: HashMap<Vec<String>, (usize, gix::ObjectId)>,
-}
-
-fn tree_of(repo: &gix::Repository, commit_hex: &str) -> Result<gix::ObjectId, GitError> {
-    let id = gix::ObjectId::from_hex(commit_hex.as_bytes())
-        .map_err(|e| GitError::Other(format!("invalid commit id {commit_hex}: {e}")))?;
-    let tree = repo
-        .find_object(id)
-        .map_err(|e| GitError::Other(format!("failed to read commit {commit_hex}: {e}")))?
-        .peel_to_tree()
-        .map_err(|e| GitError::Other(format!("failed to read tree of {commit_hex}: {e}")))?;
-    Ok(tree.id)
 }
 
 impl Source {
@@ -413,12 +402,13 @@ pub fn write_commit_archive<W: Write>(
     w: &mut ArchiveWriter<W>,
 ) -> Result<(), GitError> {
     let mut repos = vec![open_cache(input.cache_dir)?];
-    let root_tree = tree_of(&repos[0], input.commit)?;
+    let root_tree = tree_of(&repos[0], input.commit)?.id;
     let mut submodules = HashMap::new();
     for s in input.submodules {
         let repo = open_cache(&s.cache_dir)?;
         let tree = tree_of(&repo, &s.commit)
-            .map_err(|e| GitError::Other(format!("submodule '{}': {e}", s.path.join("/"))))?;
+            .map_err(|e| GitError::Other(format!("submodule '{}': {e}", s.path.join("/"))))?
+            .id;
         submodules.insert(s.path.clone(), (repos.len(), tree));
         repos.push(repo);
     }

@@ -714,6 +714,19 @@ fn resolve_commit(repo: &gix::Repository, prefix: &str) -> Option<gix::ObjectId>
         .and_then(|id| has_commit(repo, &id.to_string()))
 }
 
+/// The root tree of commit `commit_hex` in `repo`.
+pub(crate) fn tree_of<'r>(
+    repo: &'r gix::Repository,
+    commit_hex: &str,
+) -> Result<gix::Tree<'r>, GitError> {
+    let id = gix::ObjectId::from_hex(commit_hex.as_bytes())
+        .map_err(|e| GitError::Other(format!("invalid commit id {commit_hex}: {e}")))?;
+    repo.find_object(id)
+        .map_err(|e| GitError::Other(format!("failed to read commit {commit_hex}: {e}")))?
+        .peel_to_tree()
+        .map_err(|e| GitError::Other(format!("failed to read tree of {commit_hex}: {e}")))
+}
+
 /// The first line of the commit message (for events).
 pub fn commit_subject(cache_dir: &Path, commit_hex: &str) -> Option<String> {
     let repo = open_cache(cache_dir).ok()?;

@@ -154,13 +154,7 @@ fn submodules_of(
     sparse: &[Vec<String>],
 ) -> Result<Vec<Gitlink>, GitError> {
     let repo = open_cache(cache_dir)?;
-    let id = gix::ObjectId::from_hex(commit_hex.as_bytes())
-        .map_err(|e| GitError::Other(format!("invalid commit id {commit_hex}: {e}")))?;
-    let tree = repo
-        .find_object(id)
-        .map_err(|e| GitError::Other(format!("failed to read commit {commit_hex}: {e}")))?
-        .peel_to_tree()
-        .map_err(|e| GitError::Other(format!("failed to read tree of {commit_hex}: {e}")))?;
+    let tree = git::tree_of(&repo, commit_hex)?;
     let Some(entry) = tree
         .find_entry(".gitmodules")
         .filter(|e| e.mode().is_blob())
