@@ -407,9 +407,15 @@ pub struct Repo {
 
 /// Runs git in `dir`, panicking with its output on failure.
 pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_with_env(dir, &[], args)
+}
+
+/// [`git`] with extra environment variables (e.g. `GNUPGHOME` for signing).
+pub fn git_with_env(dir: &Path, env: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> String {
     let out = std::process::Command::new("git")
         .current_dir(dir)
         .args(args)
+        .envs(env.iter().copied())
         .env("GIT_AUTHOR_NAME", "ferroflux")
         .env("GIT_AUTHOR_EMAIL", "ferroflux@example.invalid")
         .env("GIT_COMMITTER_NAME", "ferroflux")

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Repo;
+use ferroflux_testenv::git::{git, git_with_env};
 
 /// A private GnuPG home with keys made by the real gpg; its agent is stopped on drop.
 pub struct Gpg {
@@ -127,28 +128,11 @@ impl Gpg {
         self.run(&["--import", armored.to_str().unwrap()]);
     }
 
-    /// git with this GnuPG home and a fixed identity.
+    /// git (testenv's) with this GnuPG home.
     pub fn git(&self, dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", &format!("gpg.program={}", self.program().display())])
-            .args(args)
-            .env("GNUPGHOME", self.home.path())
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.com")
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.com")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", dir)
-            .output()
-            .expect("run git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let program = format!("gpg.program={}", self.program().display());
+        let args = [&["-c", program.as_str()], args].concat();
+        git_with_env(dir, &[("GNUPGHOME", self.home.path().as_os_str())], &args)
     }
 
     /// Commits `files` signed with `fpr` (unsigned when `None`), pushes; returns the commit.
@@ -258,29 +242,15 @@ impl SshSigner {
             .to_string()
     }
 
+    /// git (testenv's) signing in SSH format, with `key` when given.
     fn git(&self, dir: &Path, key: Option<&Path>, args: &[&str]) -> String {
-        let mut cmd = std::process::Command::new("git");
-        cmd.arg("-C").arg(dir).args(["-c", "gpg.format=ssh"]);
-        if let Some(k) = key {
-            cmd.arg("-c")
-                .arg(format!("user.signingkey={}", k.display()));
+        let signing_key = key.map(|k| format!("user.signingkey={}", k.display()));
+        let mut full = vec!["-c", "gpg.format=ssh"];
+        if let Some(k) = &signing_key {
+            full.extend(["-c", k.as_str()]);
         }
-        let out = cmd
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.com")
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.com")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", dir)
-            .output()
-            .expect("run git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        full.extend(args);
+        git(dir, &full)
     }
 
     /// Commits `files` signed with `key` (unsigned when `None`), pushes; returns the commit.
