@@ -4,6 +4,9 @@
 //! that the bootstrapped repository reconciles itself. No kubelet runs, so the test marks the
 //! controllers' Deployments available as a kubelet would.
 
+mod support;
+use support::play_kubelet;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -14,10 +17,8 @@ use clap::Parser;
 use ferroflux_testenv::ControlPlane;
 use ferroflux_testenv::git::{GitHttpServer, Repo, git};
 use ferroflux_testenv::git_ssh::GitSshServer;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
-use serde_json::json;
+use kube::api::{Api, ApiResource, DynamicObject};
 
 fn cp() -> &'static ControlPlane {
     ControlPlane::shared()
@@ -140,30 +141,6 @@ impl Controllers {
             _dirs: vec![storage, cache, tmp],
         }
     }
-}
-
-/// Plays the kubelet for the namespace's Deployments: marks every replica updated and available.
-fn play_kubelet(client: kube::Client, ns: String) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let api: Api<Deployment> = Api::namespaced(client, &ns);
-        loop {
-            if let Ok(list) = api.list(&ListParams::default()).await {
-                for d in list.items {
-                    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                    let status = json!({"status": {
-                        "observedGeneration": d.metadata.generation,
-                        "replicas": replicas, "updatedReplicas": replicas,
-                        "readyReplicas": replicas, "availableReplicas": replicas,
-                    }});
-                    let name = d.metadata.name.unwrap_or_default();
-                    let _ = api
-                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                        .await;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    })
 }
 
 fn command(args: &[String]) -> Command {
@@ -327,7 +304,7 @@ async fn bootstrap_git_over_http_reconciles_itself_and_is_idempotent() {
         .unwrap();
     let url = server.url("fleet");
     let _controllers = Controllers::start(&client, &ns);
-    let kubelet = play_kubelet(client.clone(), ns.clone());
+    let kubelet = play_kubelet(client.clone(), &ns);
     let args = || {
         strings(&[
             "bootstrap",
@@ -542,7 +519,7 @@ async fn bootstrap_git_over_ssh_with_a_key_file_and_with_a_generated_deploy_key(
     let repo = Repo::init(root.path(), "fleet");
     let url = ssh.url(&repo.bare);
     let _controllers = Controllers::start(&client, &ns);
-    let kubelet = play_kubelet(client.clone(), ns.clone());
+    let kubelet = play_kubelet(client.clone(), &ns);
     let key_file = ssh.dir.path().join("client");
     let err = assert_ok(
         &ferroflux(
@@ -585,7 +562,7 @@ async fn bootstrap_git_over_ssh_with_a_key_file_and_with_a_generated_deploy_key(
     repo.commit(&[("README.md", "fleet\n")], "initial");
     let url = ssh.url(&repo.bare);
     let _controllers = Controllers::start(&client, &ns);
-    let kubelet = play_kubelet(client.clone(), ns.clone());
+    let kubelet = play_kubelet(client.clone(), &ns);
     let ssh_command = format!(
         "ssh -i {} -o IdentitiesOnly=yes -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes",
         key_file.display(),

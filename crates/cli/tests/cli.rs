@@ -2,6 +2,9 @@
 //! from the API server, its output and its exit codes. No controller runs: where a verb
 //! needs a reconciled object, the test plays the controller by patching status.
 
+mod support;
+use support::play_kubelet;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -1354,36 +1357,6 @@ async fn events_lists_flux_events() {
         lines[2].contains("Warning") && lines[2].contains("GitOperationFailed"),
         "{stdout}"
     );
-}
-
-/// Plays the kubelet and the Deployment controller for flux-system: reports every
-/// Deployment's replicas updated, ready and available, with the conditions the Deployment
-/// controller sets, so that kstatus reads them as Current.
-fn play_kubelet(client: kube::Client, ns: &str) -> tokio::task::JoinHandle<()> {
-    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client, ns);
-    tokio::spawn(async move {
-        loop {
-            if let Ok(list) = api.list(&Default::default()).await {
-                for d in list.items {
-                    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                    let status = json!({"status": {
-                        "observedGeneration": d.metadata.generation,
-                        "replicas": replicas, "updatedReplicas": replicas,
-                        "readyReplicas": replicas, "availableReplicas": replicas,
-                        "conditions": [
-                            {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
-                            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
-                        ],
-                    }});
-                    let name = d.metadata.name.unwrap_or_default();
-                    let _ = api
-                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
-                        .await;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
 }
 
 // Multi-threaded: the played kubelet runs while the test blocks on the CLI process.
