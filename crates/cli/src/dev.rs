@@ -178,6 +178,25 @@ const CONTROLLERS: [(&str, &str); 2] = [
 ];
 const NOT_YET: [&str; 2] = ["helm-controller", "notification-controller"];
 
+/// Prebuilt controllers (the end-to-end test's, or a release build) from
+/// `$FERROFLUX_DEV_CONTROLLERS`, so that no cargo runs; `None` when it is unset.
+fn prebuilt_controllers() -> anyhow::Result<Option<PathBuf>> {
+    let Some(dir) = std::env::var_os("FERROFLUX_DEV_CONTROLLERS").map(PathBuf::from) else {
+        return Ok(None);
+    };
+    for (name, _) in CONTROLLERS {
+        let bin = dir.join(name);
+        if !bin.is_file() {
+            bail!(
+                "no {name} binary at {}: point FERROFLUX_DEV_CONTROLLERS at a directory holding \
+                 source-controller and kustomize-controller, or unset it to build them",
+                bin.display()
+            );
+        }
+    }
+    Ok(Some(dir))
+}
+
 /// Builds the controller binaries with cargo and returns their directory.
 fn build_controllers() -> anyhow::Result<PathBuf> {
     let root = workspace_root();
@@ -222,6 +241,8 @@ async fn up() -> anyhow::Result<()> {
         print_next_steps(&state);
         return Ok(());
     }
+    // Checked before anything starts, so that a wrong directory leaves nothing running.
+    let prebuilt = prebuilt_controllers()?;
     let dir = state_dir();
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cleaning {}", dir.display()))?;
@@ -278,10 +299,8 @@ async fn up() -> anyhow::Result<()> {
     };
     write_state(&state)?;
 
-    let bins = match std::env::var_os("FERROFLUX_DEV_CONTROLLERS") {
-        // Prebuilt binaries (the end-to-end test's; a release build): no cargo run here.
+    let bins = match prebuilt {
         Some(dir) => {
-            let dir = PathBuf::from(dir);
             println!("► using the controllers in {}", dir.display());
             dir
         }
@@ -290,12 +309,6 @@ async fn up() -> anyhow::Result<()> {
             build_controllers()?
         }
     };
-    for (name, _) in CONTROLLERS {
-        let bin = bins.join(name);
-        if !bin.is_file() {
-            bail!("no {name} binary at {}", bin.display());
-        }
-    }
     let storage_port = free_port()?;
     let git_port = free_port()?;
     let git_root = dir.join("git");
