@@ -112,12 +112,9 @@ fn key_id_hex(id: &pgp::types::KeyId) -> String {
     id.as_ref().iter().map(|b| format!("{b:02X}")).collect()
 }
 
-/// Verifies an armored detached signature over `payload` with any key of any key ring.
-pub fn verify_pgp(
-    signature: &str,
-    payload: &[u8],
-    key_rings: &[Vec<u8>],
-) -> Result<String, String> {
+/// The trimmed signature, or Flux's error when it or the payload is empty (both kinds of
+/// signature check these first).
+fn signature_and_payload<'s>(signature: &'s str, payload: &[u8]) -> Result<&'s str, String> {
     let signature = signature.trim();
     if signature.is_empty() {
         return Err("unable to verify payload: signature is empty".into());
@@ -125,6 +122,16 @@ pub fn verify_pgp(
     if payload.is_empty() {
         return Err("unable to verify payload: payload is empty".into());
     }
+    Ok(signature)
+}
+
+/// Verifies an armored detached signature over `payload` with any key of any key ring.
+pub fn verify_pgp(
+    signature: &str,
+    payload: &[u8],
+    key_rings: &[Vec<u8>],
+) -> Result<String, String> {
+    let signature = signature_and_payload(signature, payload)?;
     let (sig, _) = DetachedSignature::from_armor_single(Cursor::new(signature.as_bytes()))
         .map_err(|e| format!("unable to verify payload: cannot parse the signature: {e}"))?;
     let now = SystemTime::now();
@@ -311,13 +318,7 @@ pub fn verify_ssh(
     payload: &[u8],
     authorized_keys: &[Vec<u8>],
 ) -> Result<String, String> {
-    let signature = signature.trim();
-    if signature.is_empty() {
-        return Err("unable to verify payload: signature is empty".into());
-    }
-    if payload.is_empty() {
-        return Err("unable to verify payload: payload is empty".into());
-    }
+    let signature = signature_and_payload(signature, payload)?;
     if signature_type(signature) != "ssh" {
         return Err(format!(
             "unable to verify SSH signature, detected signature format: {}: signature format mismatch",
