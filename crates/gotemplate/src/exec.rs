@@ -398,13 +398,13 @@ impl Exec<'_> {
                     self.vars.truncate(mark);
                     r?;
                 }
-                Node::Template { pos, name, pipe } => {
-                    self.set_at(*pos, At::Template);
-                    let data = match pipe {
+                Node::Template(call) => {
+                    self.set_at(call.pos, At::Template);
+                    let data = match &call.pipe {
                         Some(p) => self.eval_pipeline(dot, p)?,
                         None => Value::Nil,
                     };
-                    self.exec_template(name, &data, out)?;
+                    self.exec_template(&call.name, &data, out)?;
                 }
                 Node::Break(_) => return Ok(Flow::Break),
                 Node::Continue(_) => return Ok(Flow::Continue),
@@ -898,11 +898,8 @@ fn find_ctx(nodes: &[Node], pos: usize, kind: At) -> Option<String> {
             Node::If(b) | Node::Range(b) | Node::With(b) => in_pipe(&b.pipe, pos, kind)
                 .or_else(|| find_ctx(&b.list, pos, kind))
                 .or_else(|| b.else_list.as_ref().and_then(|e| find_ctx(e, pos, kind))),
-            Node::Template {
-                pos: tp,
-                name,
-                pipe,
-            } => {
+            Node::Template(call) => {
+                let (tp, name, pipe) = (&call.pos, &call.name, &call.pipe);
                 if kind == At::Template && *tp == pos {
                     Some(match pipe {
                         Some(p) => format!("{{{{template {name:?} {p}}}}}"),

@@ -37,21 +37,28 @@ impl Tree {
     }
 }
 
+/// A node of a template body. The large variants are boxed: a chart's templates have
+/// hundreds of thousands of nodes, mostly text, and every node is as big as the largest
+/// variant.
 #[derive(Debug, Clone)]
 pub enum Node {
     /// Text between actions: the byte range `start..end` of the tree's `text`.
     Text(usize, usize),
-    Action(Pipe),
-    If(Branch),
-    Range(Branch),
-    With(Branch),
-    Template {
-        pos: usize,
-        name: String,
-        pipe: Option<Pipe>,
-    },
+    Action(Box<Pipe>),
+    If(Box<Branch>),
+    Range(Box<Branch>),
+    With(Box<Branch>),
+    Template(Box<TemplateCall>),
     Break(usize),
     Continue(usize),
+}
+
+/// `{{template "name" pipeline}}` (and the call a `block` makes).
+#[derive(Debug, Clone)]
+pub struct TemplateCall {
+    pub pos: usize,
+    pub name: String,
+    pub pipe: Option<Pipe>,
 }
 
 #[derive(Debug, Clone)]
@@ -247,11 +254,126 @@ const KEYWORDS: &[&str] = &[
     "block", "break", "continue", "define", "else", "end", "if", "range", "template", "with",
 ];
 
+/// A token as the lexer stores it: positions instead of slices, 16 bytes instead of 40. A
+/// long template has tens of thousands of tokens, and the vector holding them was the largest
+/// allocation of a chart's render.
+#[derive(Clone, Copy)]
+struct Packed {
+    pos: u32,
+    a: u32,
+    b: u32,
+    kind: u8,
+}
+
+mod kind {
+    pub const TEXT: u8 = 0;
+    pub const LEFT_DELIM: u8 = 1;
+    pub const RIGHT_DELIM: u8 = 2;
+    pub const SPACE: u8 = 3;
+    pub const FIELD: u8 = 4;
+    pub const VARIABLE: u8 = 5;
+    pub const IDENT: u8 = 6;
+    pub const STR: u8 = 7;
+    pub const CHAR: u8 = 8;
+    pub const NUMBER: u8 = 9;
+    pub const BOOL: u8 = 10;
+    pub const NIL: u8 = 11;
+    pub const DOT: u8 = 12;
+    pub const PIPE: u8 = 13;
+    pub const LPAREN: u8 = 14;
+    pub const RPAREN: u8 = 15;
+    pub const COMMA: u8 = 16;
+    pub const DECLARE: u8 = 17;
+    pub const ASSIGN: u8 = 18;
+    pub const KEYWORD: u8 = 19;
+    pub const EOF: u8 = 20;
+}
+
+impl Packed {
+    /// Packs `tok` found at `pos` of `src` (all positions fit: [`Lexer::lex`] refuses texts
+    /// of 4 GiB and more).
+    fn pack(src: &str, tok: Tok<'_>, pos: usize) -> Packed {
+        let off = |s: &str| (s.as_ptr() as usize - src.as_ptr() as usize) as u32;
+        let range = |s: &str| (off(s), off(s) + s.len() as u32);
+        let ((a, b), kind) = match tok {
+            Tok::Text(a, b) => ((a as u32, b as u32), kind::TEXT),
+            Tok::LeftDelim => ((0, 0), kind::LEFT_DELIM),
+            Tok::RightDelim => ((0, 0), kind::RIGHT_DELIM),
+            Tok::Space => ((0, 0), kind::SPACE),
+            Tok::Field(f) => (range(f), kind::FIELD),
+            Tok::Variable(v) => (range(v), kind::VARIABLE),
+            Tok::Ident(i) => (range(i), kind::IDENT),
+            Tok::Str(q) => (range(q), kind::STR),
+            // The literal starts at the token's position; its end and its value are kept.
+            Tok::Char(q, v) => ((off(q) + q.len() as u32, v as u32), kind::CHAR),
+            Tok::Number(n) => (range(n), kind::NUMBER),
+            Tok::Bool(v) => ((u32::from(v), 0), kind::BOOL),
+            Tok::Nil => ((0, 0), kind::NIL),
+            Tok::Dot => ((0, 0), kind::DOT),
+            Tok::Pipe => ((0, 0), kind::PIPE),
+            Tok::LParen => ((0, 0), kind::LPAREN),
+            Tok::RParen => ((0, 0), kind::RPAREN),
+            Tok::Comma => ((0, 0), kind::COMMA),
+            Tok::Declare => ((0, 0), kind::DECLARE),
+            Tok::Assign => ((0, 0), kind::ASSIGN),
+            Tok::Keyword(k) => (
+                (KEYWORDS.iter().position(|w| *w == k).unwrap_or(0) as u32, 0),
+                kind::KEYWORD,
+            ),
+            Tok::Eof => ((0, 0), kind::EOF),
+        };
+        Packed {
+            pos: pos as u32,
+            a,
+            b,
+            kind,
+        }
+    }
+
+    fn unpack<'a>(self, src: &'a str) -> Token<'a> {
+        let text = || {
+            src.get(self.a as usize..self.b as usize)
+                .unwrap_or_default()
+        };
+        let tok = match self.kind {
+            kind::TEXT => Tok::Text(self.a as usize, self.b as usize),
+            kind::LEFT_DELIM => Tok::LeftDelim,
+            kind::RIGHT_DELIM => Tok::RightDelim,
+            kind::SPACE => Tok::Space,
+            kind::FIELD => Tok::Field(text()),
+            kind::VARIABLE => Tok::Variable(text()),
+            kind::IDENT => Tok::Ident(text()),
+            kind::STR => Tok::Str(text()),
+            kind::CHAR => Tok::Char(
+                src.get(self.pos as usize..self.a as usize)
+                    .unwrap_or_default(),
+                i64::from(self.b),
+            ),
+            kind::NUMBER => Tok::Number(text()),
+            kind::BOOL => Tok::Bool(self.a != 0),
+            kind::NIL => Tok::Nil,
+            kind::DOT => Tok::Dot,
+            kind::PIPE => Tok::Pipe,
+            kind::LPAREN => Tok::LParen,
+            kind::RPAREN => Tok::RParen,
+            kind::COMMA => Tok::Comma,
+            kind::DECLARE => Tok::Declare,
+            kind::ASSIGN => Tok::Assign,
+            kind::KEYWORD => Tok::Keyword(KEYWORDS.get(self.a as usize).copied().unwrap_or("")),
+            _ => Tok::Eof,
+        };
+        Token {
+            tok,
+            pos: self.pos as usize,
+        }
+    }
+}
+
 struct Lexer<'a> {
     src: &'a str,
     b: &'a [u8],
     pos: usize,
-    toks: Vec<Token<'a>>,
+    toks: Vec<Packed>,
     paren: i32,
 }
 
@@ -299,14 +421,18 @@ fn text_tok<'a>(src: &str, text: &str) -> Tok<'a> {
 }
 
 impl<'a> Lexer<'a> {
-    fn lex(src: &'a str) -> Result<Vec<Token<'a>>, (usize, String)> {
+    fn lex(src: &'a str) -> Result<Vec<Packed>, (usize, String)> {
+        if u32::try_from(src.len()).is_err() {
+            return Err((0, "template text of 4 GiB or more".into()));
+        }
         let mut l = Lexer {
             src,
             b: src.as_bytes(),
             pos: 0,
-            // A guess from typical charts (a token per dozen bytes): fewer regrowths of
-            // the vector; capacity that is never written costs no memory.
-            toks: Vec::with_capacity(src.len() / 12 + 4),
+            // A guess from typical charts (a token per six to twelve bytes): fewer regrowths
+            // of the vector, each a copy into fresh pages; capacity that is never written
+            // costs no memory.
+            toks: Vec::with_capacity(src.len() / 6 + 4),
             paren: 0,
         };
         let mut trim_next = false;
@@ -320,15 +446,9 @@ impl<'a> Lexer<'a> {
             }
             let Some(open) = next else {
                 if !text.is_empty() {
-                    l.toks.push(Token {
-                        tok: text_tok(src, text),
-                        pos: start,
-                    });
+                    l.push(text_tok(src, text), start);
                 }
-                l.toks.push(Token {
-                    tok: Tok::Eof,
-                    pos: src.len(),
-                });
+                l.push(Tok::Eof, src.len());
                 return Ok(l.toks);
             };
             // left trim marker "{{- "
@@ -340,10 +460,7 @@ impl<'a> Lexer<'a> {
                 p += 2;
             }
             if !text.is_empty() {
-                l.toks.push(Token {
-                    tok: text_tok(src, text),
-                    pos: start,
-                });
+                l.push(text_tok(src, text), start);
             }
             // comment
             let mut q = p;
@@ -372,10 +489,7 @@ impl<'a> Lexer<'a> {
                 trim_next = rt;
                 continue;
             }
-            l.toks.push(Token {
-                tok: Tok::LeftDelim,
-                pos: open,
-            });
+            l.push(Tok::LeftDelim, open);
             l.pos = p;
             l.paren = 0;
             trim_next = l.lex_inside()?;
@@ -383,7 +497,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn push(&mut self, tok: Tok<'a>, pos: usize) {
-        self.toks.push(Token { tok, pos });
+        self.toks.push(Packed::pack(self.src, tok, pos));
     }
 
     /// Lexes inside an action up to and including the right delimiter. Returns whether it
@@ -767,6 +881,9 @@ pub fn parse(
         vars: vec!["$"],
         has_func,
         range_depth: 0,
+        node_stack: Vec::new(),
+        cmd_stack: Vec::new(),
+        arg_stack: Vec::new(),
     };
     let (root, _) = p.item_list(&[]).map_err(ParseError)?;
     let mut out: HashMap<String, Arc<Tree>> = HashMap::new();
@@ -826,13 +943,19 @@ fn str_value(quoted: &str) -> String {
 struct Parser<'a> {
     name: &'a str,
     text: &'a str,
-    toks: Vec<Token<'a>>,
+    toks: Vec<Packed>,
     i: usize,
     defs: Vec<(String, Vec<Node>, usize)>,
     /// Variables in scope (names borrowed from the source).
     vars: Vec<&'a str>,
     has_func: &'a dyn Fn(&str) -> bool,
     range_depth: usize,
+    /// Nodes, commands and arguments of the lists being parsed, innermost last: each list
+    /// is moved out into a vector of exactly its length when it ends (pushing into a fresh
+    /// vector would leave most of them with room for four or more).
+    node_stack: Vec<Node>,
+    cmd_stack: Vec<Command>,
+    arg_stack: Vec<Arg>,
 }
 
 enum End {
@@ -848,10 +971,10 @@ impl<'a> Parser<'a> {
     }
 
     fn peek(&self) -> Token<'a> {
-        self.toks[self.i.min(self.toks.len() - 1)]
+        self.toks[self.i.min(self.toks.len() - 1)].unpack(self.text)
     }
     fn next(&mut self) -> Token<'a> {
-        let t = self.toks[self.i.min(self.toks.len() - 1)];
+        let t = self.peek();
         self.i += 1;
         t
     }
@@ -872,7 +995,7 @@ impl<'a> Parser<'a> {
 
     /// Parses nodes until `{{end}}`, `{{else}}` or EOF. `ctx` names the enclosing block.
     fn item_list(&mut self, ctx: &[&str]) -> Result<(Vec<Node>, End), String> {
-        let mut nodes = Vec::new();
+        let base = self.node_stack.len();
         loop {
             let t = self.next();
             match t.tok {
@@ -880,9 +1003,9 @@ impl<'a> Parser<'a> {
                     if !ctx.is_empty() {
                         return self.err(t.pos, "unexpected EOF");
                     }
-                    return Ok((nodes, End::Eof));
+                    return Ok((self.node_stack.drain(base..).collect(), End::Eof));
                 }
-                Tok::Text(a, b) => nodes.push(Node::Text(a, b)),
+                Tok::Text(a, b) => self.node_stack.push(Node::Text(a, b)),
                 Tok::LeftDelim => {
                     let kw = self.peek_non_space();
                     match kw.tok {
@@ -892,18 +1015,19 @@ impl<'a> Parser<'a> {
                             if ctx.is_empty() {
                                 return self.err(kw.pos, "unexpected {{end}}");
                             }
-                            return Ok((nodes, End::Done));
+                            return Ok((self.node_stack.drain(base..).collect(), End::Done));
                         }
                         Tok::Keyword("else") => {
                             self.next_non_space();
                             if ctx.is_empty() {
                                 return self.err(kw.pos, "unexpected {{else}}");
                             }
+                            let nodes = self.node_stack.drain(base..).collect();
                             return Ok((nodes, End::Else(kw.pos)));
                         }
                         _ => {
                             if let Some(n) = self.action()? {
-                                nodes.push(n);
+                                self.node_stack.push(n);
                             }
                         }
                     }
@@ -952,18 +1076,20 @@ impl<'a> Parser<'a> {
             }
             Tok::Keyword("if") => {
                 self.next_non_space();
-                self.branch("if", t.pos).map(|b| Some(Node::If(b)))
+                self.branch("if", t.pos)
+                    .map(|b| Some(Node::If(Box::new(b))))
             }
             Tok::Keyword("range") => {
                 self.next_non_space();
                 self.range_depth += 1;
                 let r = self.branch("range", t.pos);
                 self.range_depth -= 1;
-                r.map(|b| Some(Node::Range(b)))
+                r.map(|b| Some(Node::Range(Box::new(b))))
             }
             Tok::Keyword("with") => {
                 self.next_non_space();
-                self.branch("with", t.pos).map(|b| Some(Node::With(b)))
+                self.branch("with", t.pos)
+                    .map(|b| Some(Node::With(Box::new(b))))
             }
             Tok::Keyword("template") => {
                 self.next_non_space();
@@ -972,7 +1098,7 @@ impl<'a> Parser<'a> {
             Tok::Keyword(k) => self.err(t.pos, format!("unexpected {k}")),
             _ => {
                 let pipe = self.pipeline("command", true)?;
-                Ok(Some(Node::Action(pipe)))
+                Ok(Some(Node::Action(Box::new(pipe))))
             }
         }
     }
@@ -1023,11 +1149,11 @@ impl<'a> Parser<'a> {
             }
             self.defs.push((name.clone(), body, t.pos));
         }
-        Ok(Node::Template {
+        Ok(Node::Template(Box::new(TemplateCall {
             pos: t.pos,
             name,
             pipe,
-        })
+        })))
     }
 
     fn branch(&mut self, kind: &str, pos: usize) -> Result<Branch, String> {
@@ -1046,9 +1172,9 @@ impl<'a> Parser<'a> {
                 self.next_non_space();
                 let inner = self.branch(kind, epos)?;
                 else_list = Some(vec![if kind == "if" {
-                    Node::If(inner)
+                    Node::If(Box::new(inner))
                 } else {
-                    Node::With(inner)
+                    Node::With(Box::new(inner))
                 }]);
             } else {
                 self.expect_right("else")?;
@@ -1113,11 +1239,12 @@ impl<'a> Parser<'a> {
         } else {
             self.i = save;
         }
+        let base = self.cmd_stack.len();
         loop {
             let t = self.next_non_space();
             match t.tok {
                 Tok::RightDelim => {
-                    if pipe.cmds.is_empty() {
+                    if self.cmd_stack.len() == base {
                         return self.err(t.pos, format!("missing value for {ctx}"));
                     }
                     break;
@@ -1128,10 +1255,11 @@ impl<'a> Parser<'a> {
                 _ => {
                     self.i -= 1;
                     let cmd = self.command()?;
-                    pipe.cmds.push(cmd);
+                    self.cmd_stack.push(cmd);
                 }
             }
         }
+        pipe.cmds = self.cmd_stack.drain(base..).collect();
         self.check_pipeline(&pipe)?;
         Ok(pipe)
     }
@@ -1157,10 +1285,7 @@ impl<'a> Parser<'a> {
 
     fn command(&mut self) -> Result<Command, String> {
         let start = self.peek_non_space();
-        let mut cmd = Command {
-            pos: start.pos,
-            args: Vec::new(),
-        };
+        let base = self.arg_stack.len();
         loop {
             // skip spaces
             while self.peek().tok == Tok::Space {
@@ -1168,7 +1293,7 @@ impl<'a> Parser<'a> {
             }
             let op = self.operand()?;
             if let Some(op) = op {
-                cmd.args.push(op);
+                self.arg_stack.push(op);
             }
             let t = self.peek();
             match t.tok {
@@ -1184,10 +1309,13 @@ impl<'a> Parser<'a> {
                 _ => return self.err(t.pos, format!("unexpected {} in operand", tok_desc(&t.tok))),
             }
         }
-        if cmd.args.is_empty() {
+        if self.arg_stack.len() == base {
             return self.err(start.pos, "empty command");
         }
-        Ok(cmd)
+        Ok(Command {
+            pos: start.pos,
+            args: self.arg_stack.drain(base..).collect(),
+        })
     }
 
     fn operand(&mut self) -> Result<Option<Arg>, String> {
@@ -1323,11 +1451,12 @@ impl<'a> Parser<'a> {
         } else {
             self.i = save;
         }
+        let base = self.cmd_stack.len();
         loop {
             let t = self.next_non_space();
             match t.tok {
                 Tok::RParen => {
-                    if pipe.cmds.is_empty() {
+                    if self.cmd_stack.len() == base {
                         return self.err(t.pos, "missing value for parenthesized pipeline");
                     }
                     break;
@@ -1336,10 +1465,11 @@ impl<'a> Parser<'a> {
                 _ => {
                     self.i -= 1;
                     let cmd = self.command()?;
-                    pipe.cmds.push(cmd);
+                    self.cmd_stack.push(cmd);
                 }
             }
         }
+        pipe.cmds = self.cmd_stack.drain(base..).collect();
         self.check_pipeline(&pipe)?;
         Ok(pipe)
     }
