@@ -157,8 +157,17 @@ fn walk(base: &Path, rel: &str, rules: &IgnoreRules, out: &mut Vec<File>) -> Res
         } else {
             format!("{rel}/{name}")
         };
-        let meta = std::fs::metadata(e.path()).map_err(|e| Error::Load(e.to_string()))?;
-        if meta.is_dir() {
+        // The directory listing already says what an entry is; only a symlink (which Helm
+        // follows) needs a stat of its own.
+        let ft = e.file_type().map_err(|e| Error::Load(e.to_string()))?;
+        let is_dir = if ft.is_symlink() {
+            std::fs::metadata(e.path())
+                .map_err(|e| Error::Load(e.to_string()))?
+                .is_dir()
+        } else {
+            ft.is_dir()
+        };
+        if is_dir {
             if rules.ignore(&rp, true) {
                 continue;
             }
@@ -491,4 +500,45 @@ pub fn glob_match(pat: &str, s: &str) -> bool {
     let p: Vec<char> = pat.chars().collect();
     let s: Vec<char> = s.chars().collect();
     m(&p, &s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Helm's loader follows symlinks, to files and to directories alike.
+    #[test]
+    fn chart_directory_follows_symlinks() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir(outside.path().join("extra")).unwrap();
+        std::fs::write(outside.path().join("extra/cm.yaml"), "kind: ConfigMap\n").unwrap();
+        std::fs::write(outside.path().join("svc.yaml"), "kind: Service\n").unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path();
+        std::fs::write(
+            c.join("Chart.yaml"),
+            "apiVersion: v2\nname: s\nversion: 0.1.0\n",
+        )
+        .unwrap();
+        std::fs::create_dir(c.join("templates")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("extra"), c.join("templates/extra"))
+            .unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("svc.yaml"),
+            c.join("templates/svc.yaml"),
+        )
+        .unwrap();
+
+        let chart = load(c).unwrap();
+        let mut names: Vec<&str> = chart.templates.iter().map(|f| f.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["templates/extra/cm.yaml", "templates/svc.yaml"]);
+        let cm = chart
+            .templates
+            .iter()
+            .find(|f| f.name.ends_with("cm.yaml"))
+            .unwrap();
+        assert_eq!(&*cm.data, b"kind: ConfigMap\n");
+    }
 }

@@ -218,40 +218,48 @@ pub fn render_chart(
 
 /// What `helm template` prints.
 pub fn template_output(r: &Rendered, include_crds: bool, skip_tests: bool) -> String {
-    let crds: Vec<(&str, std::borrow::Cow<'_, str>)> = if include_crds {
-        r.crds
-            .iter()
-            .map(|(name, data)| (name.as_str(), utf8_lossy(data)))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mut b = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write_template_output(r, include_crds, skip_tests, &mut b);
+    String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// [`template_output`] written to `w` piece by piece: no copy of the whole output is made
+/// (it can be megabytes of CRDs, and every fresh page costs a page fault).
+pub fn write_template_output(
+    r: &Rendered,
+    include_crds: bool,
+    skip_tests: bool,
+    w: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let crds = r.crds.iter().filter(|_| include_crds);
     let docs = crds
-        .iter()
-        .map(|(name, data)| (*name, &**data))
-        .chain(
-            r.manifests
-                .iter()
-                .map(|m| (m.name.as_str(), m.content.as_str())),
-        )
+        .map(|(name, data)| (name.as_str(), utf8_lossy(data)))
+        .chain(r.manifests.iter().map(|m| {
+            (
+                m.name.as_str(),
+                std::borrow::Cow::Borrowed(m.content.as_str()),
+            )
+        }))
         .chain(
             r.hooks
                 .iter()
                 .filter(|h| !(skip_tests && h.events.iter().any(|e| e == "test")))
-                .map(|h| (h.path.as_str(), h.manifest.as_str())),
+                .map(|h| {
+                    (
+                        h.path.as_str(),
+                        std::borrow::Cow::Borrowed(h.manifest.as_str()),
+                    )
+                }),
         );
-    // One exact-size buffer: the output can be megabytes (CRDs), and every regrowth is a
-    // copy into freshly faulted pages.
-    let size: usize = docs.clone().map(|(n, d)| n.len() + d.len() + 16).sum();
-    let mut b = String::with_capacity(size);
     for (name, data) in docs {
-        b.push_str("---\n# Source: ");
-        b.push_str(name);
-        b.push('\n');
-        b.push_str(data);
-        b.push('\n');
+        w.write_all(b"---\n# Source: ")?;
+        w.write_all(name.as_bytes())?;
+        w.write_all(b"\n")?;
+        w.write_all(data.as_bytes())?;
+        w.write_all(b"\n")?;
     }
-    b
+    Ok(())
 }
 
 /// Convenience: file path → rendered text, for tests.

@@ -13,7 +13,14 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
-fn run(args: Vec<String>) -> Result<String, String> {
+/// What to print: the rendered chart, and the `--include-crds` and `--skip-tests` flags.
+struct Output {
+    rendered: ferroflux_helm::Rendered,
+    include_crds: bool,
+    skip_tests: bool,
+}
+
+fn run(args: Vec<String>) -> Result<Output, String> {
     let mut pos = Vec::new();
     let mut files = Vec::new();
     let mut sets = Vec::new();
@@ -81,10 +88,13 @@ fn run(args: Vec<String>) -> Result<String, String> {
     ferroflux_helm::skip_frees_for_exit(true);
     let r =
         ferroflux_helm::render_chart(&chart, &user, &opts, &mut host).map_err(|e| e.to_string())?;
-    let out = ferroflux_helm::template_output(&r, crds, skip_tests);
     // The process ends right after printing: freeing these trees would only cost time.
-    std::mem::forget((chart, user, opts, r));
-    Ok(out)
+    std::mem::forget((chart, user, opts));
+    Ok(Output {
+        rendered: r,
+        include_crds: crds,
+        skip_tests,
+    })
 }
 
 // Rendering allocates many small strings and maps; mimalloc is markedly faster at that
@@ -100,10 +110,14 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(out) => {
             use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            let written = stdout
-                .write_all(out.as_bytes())
-                .and_then(|_| stdout.flush());
+            let mut stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+            let written = ferroflux_helm::write_template_output(
+                &out.rendered,
+                out.include_crds,
+                out.skip_tests,
+                &mut stdout,
+            )
+            .and_then(|_| stdout.flush());
             std::mem::forget(out);
             match written {
                 Ok(()) => ExitCode::SUCCESS,
