@@ -105,9 +105,6 @@ pub struct HelmTemplateArgs {
     /// Set string values on the command line (key=value, repeatable).
     #[arg(long)]
     pub set_string: Vec<String>,
-    /// Release namespace.
-    #[arg(long = "release-namespace", default_value = "default")]
-    pub release_namespace: String,
     /// Kubernetes version for Capabilities.KubeVersion.
     #[arg(long, default_value = "v1.20.0")]
     pub kube_version: String,
@@ -523,7 +520,8 @@ pub fn kustomize(command: KustomizeCommand) -> Outcome {
     ok()
 }
 
-fn template(args: HelmTemplateArgs) -> anyhow::Result<String> {
+/// Renders the chart; `namespace` is the release namespace (helm's `-n`, "default" when absent).
+fn template(args: HelmTemplateArgs, namespace: String) -> anyhow::Result<String> {
     let chart = ferroflux_helm::chart::load(&args.chart)
         .map_err(|e| anyhow::anyhow!("loading chart {}: {e}", args.chart.display()))?;
     let mut texts = Vec::new();
@@ -539,7 +537,7 @@ fn template(args: HelmTemplateArgs) -> anyhow::Result<String> {
     let opts = ferroflux_helm::RenderOptions {
         release: ferroflux_helm::ReleaseOptions {
             name: args.release.clone(),
-            namespace: args.release_namespace.clone(),
+            namespace,
             ..Default::default()
         },
         capabilities: ferroflux_helm::Capabilities::new(&args.kube_version, &args.api_versions),
@@ -559,13 +557,15 @@ fn template(args: HelmTemplateArgs) -> anyhow::Result<String> {
     ))
 }
 
-/// `helm template RELEASE CHART`.
-pub fn helm(command: HelmCommand) -> Outcome {
+/// `helm template RELEASE CHART`, in release namespace `namespace` (the `-n/--namespace` flag
+/// when given).
+pub fn helm(command: HelmCommand, namespace: Option<String>) -> Outcome {
     let HelmCommand::Template(args) = command;
+    let namespace = namespace.unwrap_or_else(|| "default".to_string());
     // Deeply nested templates recurse: give the renderer a large stack.
     let handle = std::thread::Builder::new()
         .stack_size(512 << 20)
-        .spawn(move || template(args))?;
+        .spawn(move || template(args, namespace))?;
     let out = handle
         .join()
         .map_err(|_| anyhow::anyhow!("the Helm renderer crashed"))??;

@@ -16,7 +16,7 @@ mod objects;
 mod output;
 mod tree;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::cluster::Global;
 
@@ -105,8 +105,11 @@ enum Command {
 
 /// Parses the command line and runs the verb: the whole of the `ferroflux` binary.
 pub async fn run() -> std::process::ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             // --help and --version succeed; a usage error exits 1, as the flux CLI (cobra)
@@ -118,6 +121,10 @@ pub async fn run() -> std::process::ExitCode {
             };
         }
     };
+    // `helm template -n NS` names the release namespace, as in helm, where the default is
+    // "default" (not flux-system, nor $FLUX_SYSTEM_NAMESPACE).
+    let namespace_given =
+        matches.value_source("namespace") == Some(clap::parser::ValueSource::CommandLine);
     let g = cli.global;
     let result = match cli.command {
         Command::Dev { command } => dev::run(command)
@@ -141,7 +148,9 @@ pub async fn run() -> std::process::ExitCode {
         Command::Build { target } => build::build(&g, target).await,
         Command::Diff { target } => build::diff(&g, target).await,
         Command::Kustomize { command } => build::kustomize(command),
-        Command::Helm { command } => build::helm(command),
+        Command::Helm { command } => {
+            build::helm(command, namespace_given.then(|| g.namespace.clone()))
+        }
     };
     match result {
         Ok(code) => code,

@@ -1534,7 +1534,7 @@ fn helm_template_renders_a_local_chart() {
             chart.to_str().unwrap(),
             "--set",
             "replicas=3",
-            "--release-namespace",
+            "-n",
             "apps",
         ])
         .output()
@@ -1543,6 +1543,14 @@ fn helm_template_renders_a_local_chart() {
     assert!(rendered.contains("name: demo-cm"), "{rendered}");
     assert!(rendered.contains("namespace: apps"), "{rendered}");
     assert!(rendered.contains("replicas: \"3\""), "{rendered}");
+    // Without -n the release namespace is helm's "default", whatever flux's namespace is.
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroflux"))
+        .args(["helm", "template", "demo", chart.to_str().unwrap()])
+        .env("FLUX_SYSTEM_NAMESPACE", "flux-system")
+        .output()
+        .unwrap();
+    let rendered = ok(&out);
+    assert!(rendered.contains("namespace: default"), "{rendered}");
 }
 
 fn ferroflux_in(dev_dir: &Path, args: &[&str]) -> Output {
@@ -1895,4 +1903,29 @@ fn build_dry_run_skips_substitutions_from_the_cluster() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// The helm corpus's own checker (`check.py`, PyYAML) run over `ferroflux helm template`:
+/// every case renders as the real `helm template` does, or fails where it fails.
+#[test]
+fn helm_template_passes_the_corpus_checker() {
+    let corpus = workspace_root().join("../shared/corpus/helm");
+    assert!(
+        corpus.join("check.py").exists(),
+        "the helm corpus is expected at {} (shared/ beside the checkout)",
+        corpus.display()
+    );
+    let out = Command::new("python3")
+        .arg(corpus.join("check.py"))
+        .arg(corpus.join("cases"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_ferroflux"))
+        .args(["helm", "template"])
+        .output()
+        .expect("python3");
+    let report = text(&out.stdout);
+    eprintln!("{report}{}", text(&out.stderr));
+    let last = report.lines().last().unwrap_or_default();
+    assert_eq!(last, "61 passed, 0 failed", "{report}");
+    assert!(out.status.success());
 }
