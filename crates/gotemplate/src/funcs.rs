@@ -511,6 +511,24 @@ pub fn regex(p: &str) -> Result<Arc<regex::Regex>, String> {
     Ok(r)
 }
 
+/// Go's Perl classes and word boundaries are ASCII-only (`\d` is `[0-9]`, `\w` is
+/// `[0-9A-Za-z_]`, `\s` is `[\t\n\f\r ]`), the regex crate's are Unicode: the ASCII
+/// spelling for escape `\c`. A bracketed class is valid inside a class too (a nested class
+/// is a union). The ASCII classes are also much smaller to compile than the Unicode ones.
+fn go_ascii_escape(c: char, in_class: bool) -> Option<&'static str> {
+    Some(match c {
+        'd' => "[0-9]",
+        'D' => "[^0-9]",
+        'w' => "[0-9A-Za-z_]",
+        'W' => "[^0-9A-Za-z_]",
+        's' => "[\\t\\n\\f\\r ]",
+        'S' => "[^\\t\\n\\f\\r ]",
+        'b' if !in_class => "(?-u:\\b)",
+        'B' if !in_class => "(?-u:\\B)",
+        _ => return None,
+    })
+}
+
 fn compile_go_regex(p: &str) -> Result<regex::Regex, String> {
     let b: Vec<char> = p.chars().collect();
     let mut out = String::with_capacity(p.len());
@@ -519,8 +537,13 @@ fn compile_go_regex(p: &str) -> Result<regex::Regex, String> {
     while i < b.len() {
         let c = b[i];
         if c == '\\' && i + 1 < b.len() {
-            out.push(c);
-            out.push(b[i + 1]);
+            match go_ascii_escape(b[i + 1], in_class) {
+                Some(class) => out.push_str(class),
+                None => {
+                    out.push(c);
+                    out.push(b[i + 1]);
+                }
+            }
             i += 2;
             continue;
         }

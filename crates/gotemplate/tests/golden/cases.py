@@ -284,6 +284,11 @@ c("sprig_regexReplaceAllLiteral", '{{ regexReplaceAllLiteral "a(x*)b" "-ab-axxb-
 c("sprig_regexSplit", '{{ regexSplit "z+" "pizza" -1 }}')
 c("sprig_regexQuoteMeta", '{{ regexQuoteMeta "1.2+3" }}')
 c("sprig_regex_literal_brace", '{{ regexMatch "\\\\${[a-z]+}" "${abc}" }}')
+# Go's \d \w \s \b (and their negations) are ASCII-only, unlike the regex crate's defaults.
+c("sprig_regex_ascii_digit", '{{ regexMatch "^\\\\d+$" "١٢٣" }} {{ regexMatch "^\\\\d+$" "123" }} {{ regexReplaceAll "\\\\D" "a١1" "_" }}')
+c("sprig_regex_ascii_word", '{{ regexMatch "^\\\\w+$" "héllo" }} {{ regexFindAll "\\\\b\\\\w+\\\\b" "héllo wörld_1" -1 }} {{ regexReplaceAll "\\\\W" "a-é_b" "." }}')
+c("sprig_regex_ascii_space", '{{ regexReplaceAll "\\\\s" "a\u00a0b c\td" "_" }} {{ regexReplaceAll "\\\\S+" "x\u00a0y z" "#" }}')
+c("sprig_regex_ascii_class_escapes", '{{ regexReplaceAll "[\\\\W\\\\d]" "a1-é" "_" }} {{ regexReplaceAll "[^a-z\\\\d\\\\-]" "ab-1٣é" "+" }} {{ regexFindAll "[\\\\s,]+" "a, b\u00a0c" -1 }}')
 c("sprig_mustRegexMatch", '{{ mustRegexMatch "a" "abc" }}')
 c("sprig_mustRegexMatch_error", '{{ mustRegexMatch "(" "abc" }}')
 c("sprig_b64", '{{ b64enc "hello" }} {{ b64dec "aGVsbG8=" }}')
