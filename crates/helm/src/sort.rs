@@ -104,7 +104,8 @@ fn split_on_separators(text: &str) -> Vec<&str> {
         last = ws_after(3);
         pos = last;
     }
-    while let Some(off) = text[pos..].find("\n---") {
+    let sep = memchr::memmem::Finder::new("\n---");
+    while let Some(off) = sep.find(&text.as_bytes()[pos..]) {
         let j = pos + off;
         // the whitespace run before the '\n' belongs to the separator (not before `pos`)
         let i = pos + text[pos..j].trim_end().len();
