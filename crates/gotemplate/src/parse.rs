@@ -741,6 +741,10 @@ impl<'a> Lexer<'a> {
 
 /// strconv.Unquote for a double-quoted Go string.
 pub fn unquote(q: &str) -> Result<String, String> {
+    // The lexer only hands over whole literals; other callers (fromToml) may not.
+    if q.len() < 2 || !q.starts_with('"') || !q.ends_with('"') {
+        return Err(format!("invalid syntax: {q}"));
+    }
     let inner = &q[1..q.len() - 1];
     let mut out = String::new();
     let mut it = inner.chars().peekable();

@@ -433,6 +433,7 @@ c("helm_fromYaml_error", '{{ fromYaml "a: [" }}')
 c("helm_fromYamlArray", '{{ fromYamlArray "- 1\\n- b\\n" }}')
 c("helm_toToml", '{{ toToml (dict "a" 1 "b" "x") }}')
 c("helm_fromToml", '{{ $t := fromToml "a = 1\\nb = \\"x\\"\\n" }}{{ $t.a }} {{ $t.b }}')
+c("helm_fromToml_unterminated_string", '{{ hasKey (fromToml "a = 1\\nb = \\"\\n") "Error" }}')
 c("helm_lookup_empty", '{{ lookup "v1" "Secret" "ns" "name" }} {{ len (lookup "v1" "Pod" "" "") }}')
 # ---- helm built-in objects
 c("helm_release", "{{ .Release.Name }} {{ .Release.Namespace }} {{ .Release.IsInstall }} {{ .Release.IsUpgrade }} {{ .Release.Revision }} {{ .Release.Service }}")
