@@ -19,7 +19,6 @@
 //! 1024 bits are accepted as subject keys but refuse to sign, and a DSA key can be parsed but
 //! neither sign nor be certified (Go's x509 supports neither), each with Go's error.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lc_rs::cipher::{
@@ -30,7 +29,7 @@ use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
 use base64::Engine;
 
-use crate::exec::{Exec, Func};
+use crate::exec::{Exec, FuncMap};
 use crate::gofmt::sprint_v;
 use crate::value::{Map, Object, Value};
 
@@ -1350,7 +1349,7 @@ fn decrypt_aes(password: &str, crypt64: &str) -> Result<String, String> {
 // ---------------------------------------------------------------- registration
 
 fn reg(
-    m: &mut HashMap<String, Func>,
+    m: &mut FuncMap,
     name: &str,
     f: impl Fn(&mut Exec<'_>, &[Value]) -> Res + Send + Sync + 'static,
 ) {
@@ -1394,7 +1393,7 @@ fn key_arg(a: &[Value], i: usize) -> Result<PrivKey, String> {
     PrivKey::parse_pem(&s(a, i)?).map_err(|e| format!("parsing private key: {e}"))
 }
 
-pub fn register(m: &mut HashMap<String, Func>) {
+pub fn register(m: &mut FuncMap) {
     reg(m, "genPrivateKey", |_, a| {
         arity("genPrivateKey", a, 1)?;
         Ok(Value::str(generate_private_key(&s(a, 0)?)?))

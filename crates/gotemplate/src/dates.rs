@@ -1,9 +1,8 @@
 //! sprig's date functions over an injected clock (UTC only).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::exec::Func;
+use crate::exec::{Func, FuncMap};
 use crate::value::{IntKind, Object, Value};
 
 /// A point in time (UTC).
@@ -232,7 +231,7 @@ pub fn duration_string(secs: i64) -> String {
     out
 }
 
-pub fn register(m: &mut HashMap<String, Func>) {
+pub fn register(m: &mut FuncMap) {
     m.insert(
         "now".into(),
         Arc::new(|ex, _| {

@@ -75,7 +75,7 @@ pub struct Error(pub String);
 /// FxHash (rustc's hasher): the executor's maps are keyed by template and function names,
 /// looked up for every call; SipHash was a visible share of rendering time.
 #[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
+pub struct FxHasher(u64);
 
 impl std::hash::Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -102,6 +102,9 @@ impl std::hash::Hasher for FxHasher {
 
 type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
+/// Function name → function: what [`crate::funcs::register`] fills.
+pub type FuncMap = FxMap<String, Func>;
+
 /// The set of named templates and functions, like a Go `*template.Template` family.
 #[derive(Clone)]
 pub struct Templates {
@@ -126,11 +129,12 @@ impl Default for Templates {
 impl Templates {
     /// A set with Go's builtins, sprig, and Helm's functions.
     pub fn new() -> Self {
-        let mut funcs = HashMap::new();
+        // Room for every function up front: no rehashing while registering.
+        let mut funcs = FuncMap::with_capacity_and_hasher(400, Default::default());
         crate::funcs::register(&mut funcs);
         Templates {
             trees: FxMap::default(),
-            funcs: Arc::new(funcs.into_iter().collect()),
+            funcs: Arc::new(funcs),
             strict: false,
             max_depth: 1000,
             max_steps: 0,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64::Engine;
 use sha2::Digest;
 
-use crate::exec::{Exec, Func};
+use crate::exec::{Exec, Func, FuncMap};
 use crate::gofmt::{self, sprint_v};
 use crate::value::{IntKind, Map, MapRef, Value};
 
@@ -16,7 +16,7 @@ type Args<'a> = &'a [Value];
 type Res = Result<Value, String>;
 
 fn reg(
-    m: &mut HashMap<String, Func>,
+    m: &mut FuncMap,
     name: &str,
     f: impl Fn(&mut Exec<'_>, Args) -> Res + Send + Sync + 'static,
 ) {
@@ -749,7 +749,7 @@ fn mergo(dst: &MapRef, src: &MapRef, overwrite: bool) {
 
 // ---------------------------------------------------------------- registration
 
-pub fn register(m: &mut HashMap<String, Func>) {
+pub fn register(m: &mut FuncMap) {
     builtins(m);
     strings(m);
     lists_dicts(m);
@@ -761,7 +761,7 @@ pub fn register(m: &mut HashMap<String, Func>) {
     crate::crypto::register(m);
 }
 
-fn builtins(m: &mut HashMap<String, Func>) {
+fn builtins(m: &mut FuncMap) {
     reg(m, "not", |_, a| {
         arity("not", a, 1)?;
         Ok(Value::Bool(!arg(a, 0).truthy()))
@@ -931,7 +931,7 @@ fn eval_args_str(a: Args) -> String {
     gofmt::sprint(a)
 }
 
-fn strings(m: &mut HashMap<String, Func>) {
+fn strings(m: &mut FuncMap) {
     reg(m, "hello", |_, _| Ok(Value::str("Hello!")));
     reg(m, "upper", |_, a| Ok(Value::str(go_upper(&s(a, 0)?))));
     reg(m, "lower", |_, a| Ok(Value::str(go_lower(&s(a, 0)?))));
@@ -1358,7 +1358,7 @@ fn go_split(x: &str, sep: &str) -> Vec<String> {
     x.split(sep).map(String::from).collect()
 }
 
-fn lists_dicts(m: &mut HashMap<String, Func>) {
+fn lists_dicts(m: &mut FuncMap) {
     let list: fn(&mut Exec<'_>, Args) -> Res = |_, a| Ok(Value::from(a.to_vec()));
     reg(m, "list", list);
     reg(m, "tuple", list);
@@ -1694,13 +1694,13 @@ fn lists_dicts(m: &mut HashMap<String, Func>) {
 }
 
 fn m_get(name: &str) -> Func {
-    let mut m = HashMap::new();
+    let mut m = FuncMap::default();
     builtins(&mut m);
     m.remove(name)
         .unwrap_or_else(|| Arc::new(|_: &mut Exec<'_>, _: Args| Ok(Value::Nil)))
 }
 
-fn math(m: &mut HashMap<String, Func>) {
+fn math(m: &mut FuncMap) {
     let i64v = |x: i64| Value::Int(x, IntKind::Int64);
     reg(m, "add1", move |_, a| {
         arity("add1", a, 1)?;
@@ -1843,7 +1843,7 @@ fn math(m: &mut HashMap<String, Func>) {
     });
 }
 
-fn misc(m: &mut HashMap<String, Func>) {
+fn misc(m: &mut FuncMap) {
     reg(m, "default", |_, a| {
         arity_min("default", a, 1)?;
         if a.len() < 2 || empty(arg(a, 1)) {
@@ -1932,7 +1932,7 @@ fn misc(m: &mut HashMap<String, Func>) {
     crate::url::register(m);
 }
 
-fn helm(m: &mut HashMap<String, Func>) {
+fn helm(m: &mut FuncMap) {
     reg(m, "include", |ex, a| {
         arity("include", a, 2)?;
         let name = s(a, 0)?;

@@ -2,10 +2,9 @@
 //! `semverCompare` (and Helm's kubeVersion check) use them.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::exec::Func;
+use crate::exec::FuncMap;
 use crate::value::{IntKind, Object, Value};
 
 /// A parsed semantic version.
@@ -309,7 +308,7 @@ impl Object for SemverObj {
     }
 }
 
-pub fn register(m: &mut HashMap<String, Func>) {
+pub fn register(m: &mut FuncMap) {
     m.insert(
         "semverCompare".into(),
         Arc::new(|_, a| {

@@ -5,10 +5,9 @@
 //! Go strings are bytes: the parsing and escaping work on bytes and a result that is not
 //! UTF-8 (a `%FF` in a path) is converted lossily, as Helm's `toJson` would print it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::exec::{Exec, Func};
+use crate::exec::{Exec, Func, FuncMap};
 use crate::gofmt::quote;
 use crate::value::{Map, Value};
 
@@ -680,7 +679,7 @@ fn url_join(d: &Map) -> Result<String, String> {
     Ok(u.to_go_string())
 }
 
-pub fn register(m: &mut HashMap<String, Func>) {
+pub fn register(m: &mut FuncMap) {
     let f: Func = Arc::new(|_: &mut Exec<'_>, a: &[Value]| {
         check_arity("urlParse", a)?;
         match &a[0] {
