@@ -103,30 +103,74 @@ enum Command {
     },
 }
 
-/// Parses the command line and runs the verb: the whole of the `ferroflux` binary.
+/// The whole of the `ferroflux` binary: parses the command line and runs the verb. The local
+/// renderers (`helm template`, `kustomize build`) run without an async runtime: they are
+/// one-shot and take milliseconds, so starting the runtime and its worker threads would be a
+/// visible share of them. Every other verb runs on a multi-threaded runtime, as
+/// `#[tokio::main]` would start it.
+pub fn main() -> std::process::ExitCode {
+    let (cli, namespace_given) = match parse() {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
+    let result = match cli.command {
+        Command::Kustomize { command } => build::kustomize(command),
+        Command::Helm { command } => {
+            build::helm(command, helm_namespace(&cli.global, namespace_given))
+        }
+        command => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(dispatch(cli.global, command, namespace_given)),
+            Err(e) => Err(anyhow::anyhow!("starting the async runtime: {e}")),
+        },
+    };
+    finish(result)
+}
+
+/// [`main`] for a caller already inside a runtime.
 pub async fn run() -> std::process::ExitCode {
+    let (cli, namespace_given) = match parse() {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
+    finish(dispatch(cli.global, cli.command, namespace_given).await)
+}
+
+/// The parsed command line, and whether `-n/--namespace` was given on it; or the exit code
+/// after clap printed help, the version or a usage error.
+fn parse() -> Result<(Cli, bool), std::process::ExitCode> {
     let parsed = Cli::command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
-    let (cli, matches) = match parsed {
-        Ok(parsed) => parsed,
+    match parsed {
+        Ok((cli, matches)) => {
+            let namespace_given =
+                matches.value_source("namespace") == Some(clap::parser::ValueSource::CommandLine);
+            Ok((cli, namespace_given))
+        }
         Err(e) => {
             let _ = e.print();
             // --help and --version succeed; a usage error exits 1, as the flux CLI (cobra)
             // does, so scripts written for flux read our failures the same way.
-            return if e.exit_code() == 0 {
+            Err(if e.exit_code() == 0 {
                 std::process::ExitCode::SUCCESS
             } else {
                 std::process::ExitCode::FAILURE
-            };
+            })
         }
-    };
-    // `helm template -n NS` names the release namespace, as in helm, where the default is
-    // "default" (not flux-system, nor $FLUX_SYSTEM_NAMESPACE).
-    let namespace_given =
-        matches.value_source("namespace") == Some(clap::parser::ValueSource::CommandLine);
-    let g = cli.global;
-    let result = match cli.command {
+    }
+}
+
+/// `helm template -n NS` names the release namespace, as in helm, where the default is
+/// "default" (not flux-system, nor $FLUX_SYSTEM_NAMESPACE).
+fn helm_namespace(g: &cluster::Global, namespace_given: bool) -> Option<String> {
+    namespace_given.then(|| g.namespace.clone())
+}
+
+async fn dispatch(g: cluster::Global, command: Command, namespace_given: bool) -> Outcome {
+    match command {
         Command::Dev { command } => dev::run(command)
             .await
             .map(|()| std::process::ExitCode::SUCCESS),
@@ -148,10 +192,12 @@ pub async fn run() -> std::process::ExitCode {
         Command::Build { target } => build::build(&g, target).await,
         Command::Diff { target } => build::diff(&g, target).await,
         Command::Kustomize { command } => build::kustomize(command),
-        Command::Helm { command } => {
-            build::helm(command, namespace_given.then(|| g.namespace.clone()))
-        }
-    };
+        Command::Helm { command } => build::helm(command, helm_namespace(&g, namespace_given)),
+    }
+}
+
+/// The exit code of a verb's outcome; an error is printed with `✗` first.
+fn finish(result: Outcome) -> std::process::ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
