@@ -262,31 +262,33 @@ struct Packed {
     pos: u32,
     a: u32,
     b: u32,
-    kind: u8,
+    kind: Kind,
 }
 
-mod kind {
-    pub const TEXT: u8 = 0;
-    pub const LEFT_DELIM: u8 = 1;
-    pub const RIGHT_DELIM: u8 = 2;
-    pub const SPACE: u8 = 3;
-    pub const FIELD: u8 = 4;
-    pub const VARIABLE: u8 = 5;
-    pub const IDENT: u8 = 6;
-    pub const STR: u8 = 7;
-    pub const CHAR: u8 = 8;
-    pub const NUMBER: u8 = 9;
-    pub const BOOL: u8 = 10;
-    pub const NIL: u8 = 11;
-    pub const DOT: u8 = 12;
-    pub const PIPE: u8 = 13;
-    pub const LPAREN: u8 = 14;
-    pub const RPAREN: u8 = 15;
-    pub const COMMA: u8 = 16;
-    pub const DECLARE: u8 = 17;
-    pub const ASSIGN: u8 = 18;
-    pub const KEYWORD: u8 = 19;
-    pub const EOF: u8 = 20;
+/// What a [`Packed`] token is ([`Tok`]'s variants without their payloads).
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    LeftDelim,
+    RightDelim,
+    Space,
+    Field,
+    Variable,
+    Ident,
+    Str,
+    Char,
+    Number,
+    Bool,
+    Nil,
+    Dot,
+    Pipe,
+    LParen,
+    RParen,
+    Comma,
+    Declare,
+    Assign,
+    Keyword,
+    Eof,
 }
 
 impl Packed {
@@ -296,31 +298,31 @@ impl Packed {
         let off = |s: &str| (s.as_ptr() as usize - src.as_ptr() as usize) as u32;
         let range = |s: &str| (off(s), off(s) + s.len() as u32);
         let ((a, b), kind) = match tok {
-            Tok::Text(a, b) => ((a as u32, b as u32), kind::TEXT),
-            Tok::LeftDelim => ((0, 0), kind::LEFT_DELIM),
-            Tok::RightDelim => ((0, 0), kind::RIGHT_DELIM),
-            Tok::Space => ((0, 0), kind::SPACE),
-            Tok::Field(f) => (range(f), kind::FIELD),
-            Tok::Variable(v) => (range(v), kind::VARIABLE),
-            Tok::Ident(i) => (range(i), kind::IDENT),
-            Tok::Str(q) => (range(q), kind::STR),
+            Tok::Text(a, b) => ((a as u32, b as u32), Kind::Text),
+            Tok::LeftDelim => ((0, 0), Kind::LeftDelim),
+            Tok::RightDelim => ((0, 0), Kind::RightDelim),
+            Tok::Space => ((0, 0), Kind::Space),
+            Tok::Field(f) => (range(f), Kind::Field),
+            Tok::Variable(v) => (range(v), Kind::Variable),
+            Tok::Ident(i) => (range(i), Kind::Ident),
+            Tok::Str(q) => (range(q), Kind::Str),
             // The literal starts at the token's position; its end and its value are kept.
-            Tok::Char(q, v) => ((off(q) + q.len() as u32, v as u32), kind::CHAR),
-            Tok::Number(n) => (range(n), kind::NUMBER),
-            Tok::Bool(v) => ((u32::from(v), 0), kind::BOOL),
-            Tok::Nil => ((0, 0), kind::NIL),
-            Tok::Dot => ((0, 0), kind::DOT),
-            Tok::Pipe => ((0, 0), kind::PIPE),
-            Tok::LParen => ((0, 0), kind::LPAREN),
-            Tok::RParen => ((0, 0), kind::RPAREN),
-            Tok::Comma => ((0, 0), kind::COMMA),
-            Tok::Declare => ((0, 0), kind::DECLARE),
-            Tok::Assign => ((0, 0), kind::ASSIGN),
+            Tok::Char(q, v) => ((off(q) + q.len() as u32, v as u32), Kind::Char),
+            Tok::Number(n) => (range(n), Kind::Number),
+            Tok::Bool(v) => ((u32::from(v), 0), Kind::Bool),
+            Tok::Nil => ((0, 0), Kind::Nil),
+            Tok::Dot => ((0, 0), Kind::Dot),
+            Tok::Pipe => ((0, 0), Kind::Pipe),
+            Tok::LParen => ((0, 0), Kind::LParen),
+            Tok::RParen => ((0, 0), Kind::RParen),
+            Tok::Comma => ((0, 0), Kind::Comma),
+            Tok::Declare => ((0, 0), Kind::Declare),
+            Tok::Assign => ((0, 0), Kind::Assign),
             Tok::Keyword(k) => (
                 (KEYWORDS.iter().position(|w| *w == k).unwrap_or(0) as u32, 0),
-                kind::KEYWORD,
+                Kind::Keyword,
             ),
-            Tok::Eof => ((0, 0), kind::EOF),
+            Tok::Eof => ((0, 0), Kind::Eof),
         };
         Packed {
             pos: pos as u32,
@@ -336,31 +338,31 @@ impl Packed {
                 .unwrap_or_default()
         };
         let tok = match self.kind {
-            kind::TEXT => Tok::Text(self.a as usize, self.b as usize),
-            kind::LEFT_DELIM => Tok::LeftDelim,
-            kind::RIGHT_DELIM => Tok::RightDelim,
-            kind::SPACE => Tok::Space,
-            kind::FIELD => Tok::Field(text()),
-            kind::VARIABLE => Tok::Variable(text()),
-            kind::IDENT => Tok::Ident(text()),
-            kind::STR => Tok::Str(text()),
-            kind::CHAR => Tok::Char(
+            Kind::Text => Tok::Text(self.a as usize, self.b as usize),
+            Kind::LeftDelim => Tok::LeftDelim,
+            Kind::RightDelim => Tok::RightDelim,
+            Kind::Space => Tok::Space,
+            Kind::Field => Tok::Field(text()),
+            Kind::Variable => Tok::Variable(text()),
+            Kind::Ident => Tok::Ident(text()),
+            Kind::Str => Tok::Str(text()),
+            Kind::Char => Tok::Char(
                 src.get(self.pos as usize..self.a as usize)
                     .unwrap_or_default(),
                 i64::from(self.b),
             ),
-            kind::NUMBER => Tok::Number(text()),
-            kind::BOOL => Tok::Bool(self.a != 0),
-            kind::NIL => Tok::Nil,
-            kind::DOT => Tok::Dot,
-            kind::PIPE => Tok::Pipe,
-            kind::LPAREN => Tok::LParen,
-            kind::RPAREN => Tok::RParen,
-            kind::COMMA => Tok::Comma,
-            kind::DECLARE => Tok::Declare,
-            kind::ASSIGN => Tok::Assign,
-            kind::KEYWORD => Tok::Keyword(KEYWORDS.get(self.a as usize).copied().unwrap_or("")),
-            _ => Tok::Eof,
+            Kind::Number => Tok::Number(text()),
+            Kind::Bool => Tok::Bool(self.a != 0),
+            Kind::Nil => Tok::Nil,
+            Kind::Dot => Tok::Dot,
+            Kind::Pipe => Tok::Pipe,
+            Kind::LParen => Tok::LParen,
+            Kind::RParen => Tok::RParen,
+            Kind::Comma => Tok::Comma,
+            Kind::Declare => Tok::Declare,
+            Kind::Assign => Tok::Assign,
+            Kind::Keyword => Tok::Keyword(KEYWORDS.get(self.a as usize).copied().unwrap_or("")),
+            Kind::Eof => Tok::Eof,
         };
         Token {
             tok,
