@@ -521,7 +521,7 @@ pub fn kustomize(command: KustomizeCommand) -> Outcome {
 }
 
 /// Renders the chart; `namespace` is the release namespace (helm's `-n`, "default" when absent).
-fn template(args: HelmTemplateArgs, namespace: String) -> anyhow::Result<String> {
+fn template(args: HelmTemplateArgs, namespace: String) -> anyhow::Result<()> {
     let chart = ferroflux_helm::chart::load(&args.chart)
         .map_err(|e| anyhow::anyhow!("loading chart {}: {e}", args.chart.display()))?;
     let mut texts = Vec::new();
@@ -550,11 +550,12 @@ fn template(args: HelmTemplateArgs, namespace: String) -> anyhow::Result<String>
     host.now = (now.as_secs() as i64, now.subsec_nanos());
     let r = ferroflux_helm::render_chart(&chart, &user, &opts, &mut host)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(ferroflux_helm::template_output(
-        &r,
-        args.include_crds,
-        args.skip_tests,
-    ))
+    // Written piece by piece: the output can be megabytes of CRDs.
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    ferroflux_helm::write_template_output(&r, args.include_crds, args.skip_tests, &mut out)
+        .and_then(|()| out.flush())
+        .context("writing the output")
 }
 
 /// `helm template RELEASE CHART`, in release namespace `namespace` (the `-n/--namespace` flag
@@ -566,10 +567,9 @@ pub fn helm(command: HelmCommand, namespace: Option<String>) -> Outcome {
     let handle = std::thread::Builder::new()
         .stack_size(512 << 20)
         .spawn(move || template(args, namespace))?;
-    let out = handle
+    handle
         .join()
         .map_err(|_| anyhow::anyhow!("the Helm renderer crashed"))??;
-    print!("{out}");
     ok()
 }
 

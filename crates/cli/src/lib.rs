@@ -104,38 +104,38 @@ enum Command {
 }
 
 /// The whole of the `ferroflux` binary: parses the command line and runs the verb. The local
-/// renderers (`helm template`, `kustomize build`) run without an async runtime: they are
-/// one-shot and take milliseconds, so starting the runtime and its worker threads would be a
-/// visible share of them. Every other verb runs on a multi-threaded runtime, as
-/// `#[tokio::main]` would start it.
+/// renderers (`helm template`, `kustomize build`) never wait on anything, so they are polled
+/// to completion on this thread: starting the async runtime and its worker threads would be
+/// a visible share of a millisecond-scale render. Every other verb runs on a multi-threaded
+/// runtime, as `#[tokio::main]` would start it.
 pub fn main() -> std::process::ExitCode {
     let (cli, namespace_given) = match parse() {
         Ok(parsed) => parsed,
         Err(code) => return code,
     };
-    let result = match cli.command {
-        Command::Kustomize { command } => build::kustomize(command),
-        Command::Helm { command } => {
-            build::helm(command, helm_namespace(&cli.global, namespace_given))
-        }
-        command => match tokio::runtime::Builder::new_multi_thread()
+    let local = matches!(
+        cli.command,
+        Command::Kustomize { .. } | Command::Helm { .. }
+    );
+    let verb = dispatch(cli.global, cli.command, namespace_given);
+    let result = if local {
+        futures::executor::block_on(verb)
+    } else {
+        match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
         {
-            Ok(runtime) => runtime.block_on(dispatch(cli.global, command, namespace_given)),
+            Ok(runtime) => runtime.block_on(verb),
             Err(e) => Err(anyhow::anyhow!("starting the async runtime: {e}")),
-        },
+        }
     };
-    finish(result)
-}
-
-/// [`main`] for a caller already inside a runtime.
-pub async fn run() -> std::process::ExitCode {
-    let (cli, namespace_given) = match parse() {
-        Ok(parsed) => parsed,
-        Err(code) => return code,
-    };
-    finish(dispatch(cli.global, cli.command, namespace_given).await)
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            output::failure(format!("{err:#}"));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// The parsed command line, and whether `-n/--namespace` was given on it; or the exit code
@@ -163,12 +163,6 @@ fn parse() -> Result<(Cli, bool), std::process::ExitCode> {
     }
 }
 
-/// `helm template -n NS` names the release namespace, as in helm, where the default is
-/// "default" (not flux-system, nor $FLUX_SYSTEM_NAMESPACE).
-fn helm_namespace(g: &cluster::Global, namespace_given: bool) -> Option<String> {
-    namespace_given.then(|| g.namespace.clone())
-}
-
 async fn dispatch(g: cluster::Global, command: Command, namespace_given: bool) -> Outcome {
     match command {
         Command::Dev { command } => dev::run(command)
@@ -192,17 +186,10 @@ async fn dispatch(g: cluster::Global, command: Command, namespace_given: bool) -
         Command::Build { target } => build::build(&g, target).await,
         Command::Diff { target } => build::diff(&g, target).await,
         Command::Kustomize { command } => build::kustomize(command),
-        Command::Helm { command } => build::helm(command, helm_namespace(&g, namespace_given)),
-    }
-}
-
-/// The exit code of a verb's outcome; an error is printed with `✗` first.
-fn finish(result: Outcome) -> std::process::ExitCode {
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            output::failure(format!("{err:#}"));
-            std::process::ExitCode::FAILURE
+        // `helm template -n NS` names the release namespace, as in helm, where the default
+        // is "default" (not flux-system, nor $FLUX_SYSTEM_NAMESPACE).
+        Command::Helm { command } => {
+            build::helm(command, namespace_given.then(|| g.namespace.clone()))
         }
     }
 }

@@ -2,7 +2,6 @@
 //! process next to the controllers this package builds (`CARGO_BIN_EXE_*` only names a
 //! package's own binaries).
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    ferroflux_cli::run().await
+fn main() -> std::process::ExitCode {
+    ferroflux_cli::main()
 }
