@@ -46,14 +46,13 @@ def peak_rss_kib(cmd, env):
 
 
 def run(cmd, env):
-    """Runs cmd; returns wall seconds, rusage max RSS (KiB; see the module doc), CPU seconds,
-    exit status."""
+    """Runs cmd; returns wall seconds and CPU seconds (user+sys)."""
     t = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
     p.returncode = status
-    return wall, ru.ru_maxrss, ru.ru_utime + ru.ru_stime, status
+    return wall, ru.ru_utime + ru.ru_stime
 
 
 def main():
@@ -79,7 +78,7 @@ def main():
                 args = open(os.path.join(d, "args")).read().split()
                 tail = ["template", "rel", os.path.join(d, "chart"), "-f", os.path.join(d, "values.yaml")] + args
                 for tool, binary in (("helm", a.helm), ("ours", a.ours)):
-                    wall, _, c, _ = run([binary] + tail, env)
+                    wall, c = run([binary] + tail, env)
                     totals[tool] += wall
                     cpu[tool] += c
         for c in cases:
