@@ -243,6 +243,38 @@ impl GitRepositoryReconciler {
 
     /// Flux's progressive status: Reconciling (and Ready=Unknown unless it is False) with
     /// what is being done, patched right away so it is visible while the work goes on.
+    /// Flux's "building artifact: MESSAGE" progress status, after marking ArtifactOutdated
+    /// with `outdated` as its reason when there is one.
+    async fn progress_rebuild(
+        &self,
+        ctx: &Context,
+        obj: &GitRepository,
+        st: &GitRepositoryStatus,
+        conds: &mut Vec<Condition>,
+        outdated: Option<&str>,
+        message: &str,
+    ) -> Result<(), Failure> {
+        if let Some(reason) = outdated {
+            let generation = obj.meta().generation;
+            cond::mark_true(
+                conds,
+                ct::ARTIFACT_OUTDATED,
+                reason,
+                message,
+                generation,
+                Timestamp::now(),
+            );
+        }
+        self.progress(
+            ctx,
+            obj,
+            st,
+            conds,
+            &format!("building artifact: {message}"),
+        )
+        .await
+    }
+
     async fn progress(
         &self,
         ctx: &Context,
@@ -525,25 +557,10 @@ impl GitRepositoryReconciler {
         if !includes_unchanged(&includes, st) {
             // Flux's IncludeChange: shown while the artifact is rebuilt (only when there were
             // included artifacts before), then dropped like Flux drops it.
+            let outdated = st.included_artifacts.is_some().then_some(INCLUDE_CHANGE);
             let message = "included artifacts differ from last observed includes";
-            if st.included_artifacts.is_some() {
-                cond::mark_true(
-                    conds,
-                    ct::ARTIFACT_OUTDATED,
-                    INCLUDE_CHANGE,
-                    message,
-                    generation,
-                    Timestamp::now(),
-                );
-            }
-            self.progress(
-                ctx,
-                obj,
-                st,
-                conds,
-                &format!("building artifact: {message}"),
-            )
-            .await?;
+            self.progress_rebuild(ctx, obj, st, conds, outdated, message)
+                .await?;
         }
         cond::remove(conds, ct::ARTIFACT_OUTDATED);
         let reference = GitRef::from_spec(&obj.spec.effective_ref());
@@ -670,22 +687,8 @@ impl GitRepositoryReconciler {
         {
             // Flux's NewRevision, only for a new commit over an existing artifact.
             let message = format!("new upstream revision '{}'", resolved.revision);
-            cond::mark_true(
-                conds,
-                ct::ARTIFACT_OUTDATED,
-                reasons::NEW_REVISION,
-                &message,
-                generation,
-                now,
-            );
-            self.progress(
-                ctx,
-                obj,
-                st,
-                conds,
-                &format!("building artifact: {message}"),
-            )
-            .await?;
+            self.progress_rebuild(ctx, obj, st, conds, Some(reasons::NEW_REVISION), &message)
+                .await?;
         }
         if !same_artifact {
             let submodules = if obj.spec.recurse_submodules.unwrap_or(false) {
