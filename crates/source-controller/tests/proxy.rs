@@ -23,6 +23,28 @@ fn proxied(name: &str, url: &str, proxy_secret: &str) -> GitRepository {
     serde_json::from_value(v).unwrap()
 }
 
+/// The login the tests' tinyproxy requires.
+const PROXY_LOGIN: (&str, &str) = ("proxyuser", "proxypass");
+
+/// Secrets `proxy` (the proxy's address and login) and `proxy-wrong` (a wrong password).
+async fn proxy_secrets(client: &kube::Client, ns: &str, proxy: &TinyProxy) {
+    let (user, password) = PROXY_LOGIN;
+    secret(
+        client,
+        ns,
+        "proxy",
+        serde_json::json!({"address": proxy.url(), "username": user, "password": password}),
+    )
+    .await;
+    secret(
+        client,
+        ns,
+        "proxy-wrong",
+        serde_json::json!({"address": proxy.url(), "username": user, "password": "nope"}),
+    )
+    .await;
+}
+
 /// The proxy's log lines for git requests to `repo_path` (e.g. `/app.git/info/refs`).
 fn proxied_requests(proxy: &TinyProxy, base_url: &str, repo_path: &str) -> Vec<String> {
     let wanted = format!("{base_url}{repo_path}");
@@ -45,23 +67,8 @@ async fn clone_through_an_authenticating_proxy_and_fail_clearly_without_it() {
     let repo = Repo::init(root.path(), "app");
     let c1 = repo.commit(&[("app.yaml", "through the proxy")], "first");
     let server = GitHttpServer::start(root.path(), None).await.unwrap();
-    let mut proxy = TinyProxy::start(Some(("proxyuser", "proxypass")))
-        .await
-        .unwrap();
-    secret(
-        &client,
-        &ns,
-        "proxy",
-        serde_json::json!({"address": proxy.url(), "username": "proxyuser", "password": "proxypass"}),
-    )
-    .await;
-    secret(
-        &client,
-        &ns,
-        "proxy-wrong",
-        serde_json::json!({"address": proxy.url(), "username": "proxyuser", "password": "nope"}),
-    )
-    .await;
+    let mut proxy = TinyProxy::start(Some(PROXY_LOGIN)).await.unwrap();
+    proxy_secrets(&client, &ns, &proxy).await;
     secret(
         &client,
         &ns,
@@ -255,9 +262,7 @@ async fn https_through_the_proxy_tunnel_and_http_and_ssh_through_socks5() {
     .await
     .unwrap();
     let http = GitHttpServer::start(root.path(), None).await.unwrap();
-    let proxy = TinyProxy::start(Some(("proxyuser", "proxypass")))
-        .await
-        .unwrap();
+    let proxy = TinyProxy::start(Some(PROXY_LOGIN)).await.unwrap();
     let sshd = GitSshServer::start().await;
     let socks = SshSocks::start(&sshd).await;
     secret(
@@ -267,20 +272,7 @@ async fn https_through_the_proxy_tunnel_and_http_and_ssh_through_socks5() {
         serde_json::json!({"ca.crt": pki.pem("ca.crt")}),
     )
     .await;
-    secret(
-        &client,
-        &ns,
-        "proxy",
-        serde_json::json!({"address": proxy.url(), "username": "proxyuser", "password": "proxypass"}),
-    )
-    .await;
-    secret(
-        &client,
-        &ns,
-        "proxy-wrong",
-        serde_json::json!({"address": proxy.url(), "username": "proxyuser", "password": "nope"}),
-    )
-    .await;
+    proxy_secrets(&client, &ns, &proxy).await;
     secret(
         &client,
         &ns,
