@@ -94,6 +94,15 @@ fn secret_str(s: &Secret, key: &str) -> Option<String> {
         .or_else(|| s.string_data.as_ref().and_then(|d| d.get(key).cloned()))
 }
 
+/// Every entry of a Secret's `data`, as bytes.
+fn secret_data(s: Secret) -> BTreeMap<String, Vec<u8>> {
+    s.data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect()
+}
+
 fn secret_bytes(s: &Secret, key: &str) -> Option<Vec<u8>> {
     s.data
         .as_ref()
@@ -338,12 +347,7 @@ impl GitRepositoryReconciler {
                 )));
             }
         };
-        let data: BTreeMap<String, Vec<u8>> = secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.0))
-            .collect();
+        let data = secret_data(secret);
         crate::proxy::from_secret_data(&secret_ref, &data)
             .map(Some)
             .map_err(fail)
@@ -432,12 +436,7 @@ impl GitRepositoryReconciler {
                 false,
             )
         })?;
-        let data: BTreeMap<String, Vec<u8>> = secret
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.0))
-            .collect();
+        let data = secret_data(secret);
         let keys = TrustedKeys::from_secret_data(&data);
         let mode = verification_mode(v);
         let mut message = String::new();
